@@ -1,0 +1,20 @@
+"""Python packages the engine needs, as minimum versions for use inside 3D Slicer.
+
+    >>> from HybridNeuroLib.requirements import SLICER_REQUIREMENTS
+    >>> "torchdiffeq>=0.2.3" in SLICER_REQUIREMENTS
+    True
+
+Exact pins for the headless environment live in ``pyproject.toml``. Inside Slicer,
+torch comes from the PyTorch extension (``PyTorchUtils``) and SimpleITK/numpy are
+Slicer's own, so only the remaining packages are listed here, with the oldest
+versions the engine is known to work with.
+"""
+
+MINIMUM_TORCH_VERSION = "2.4"
+
+SLICER_REQUIREMENTS: tuple[str, ...] = (
+    "monai>=1.4",
+    "torchdiffeq>=0.2.3",
+    "einops>=0.7",
+    "tqdm>=4.60",
+)
