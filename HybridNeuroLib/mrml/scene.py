@@ -15,6 +15,9 @@ registered, and ``slicer.mrmlScene`` pointing at the scene so ``slicer.util`` wo
 
 from __future__ import annotations
 
+import functools
+import os
+import tempfile
 import weakref
 from dataclasses import dataclass, field
 
@@ -32,6 +35,14 @@ class HeadlessSlicer:
     logics: dict[str, object] = field(default_factory=dict)
 
 
+@functools.cache
+def _cache_directory() -> str:
+    """One private cache folder per process (with the sentinel that marks it as Slicer's)."""
+    directory = tempfile.mkdtemp(prefix="hybridneuro-mrml-cache-")
+    open(os.path.join(directory, ".slicer-cache"), "w").close()
+    return directory
+
+
 def register_segmentation_converters() -> None:
     """Register the labelmap ⇄ closed-surface rules (Slicer's segmentations module does this)."""
     factory = slicer.vtkSegmentationConverterFactory.GetInstance()
@@ -46,6 +57,13 @@ def create_headless_scene() -> HeadlessSlicer:
     """A new scene with default colour nodes and the logics the bridge relies on."""
     scene = slicer.vtkMRMLScene()
     slicer.mrmlScene = scene
+    # reading a scene bundle (.mrb) unpacks it into the cache manager's directory
+    cache = slicer.vtkCacheManager()
+    cache.SetRemoteCacheDirectory(_cache_directory())
+    data_io = slicer.vtkDataIOManager()
+    data_io.SetCacheManager(cache)
+    scene.SetCacheManager(cache)
+    scene.SetDataIOManager(data_io)
     application_logic = slicer.vtkSlicerApplicationLogic()
     application_logic.SetMRMLScene(scene)
     register_segmentation_converters()
@@ -59,6 +77,7 @@ def create_headless_scene() -> HeadlessSlicer:
         logic.SetMRMLScene(scene)
         application_logic.SetModuleLogic(name, logic)
         logics[name] = logic
+    logics["DataIO"], logics["Cache"] = data_io, cache
     context = HeadlessSlicer(scene=scene, application_logic=application_logic, logics=logics)
     _HEADLESS_LOGICS[scene] = context
     return context

@@ -73,13 +73,20 @@ def labels_to_segmentation(labels, scene: "slicer.vtkMRMLScene", name: str, *,
     node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
     segmentation = node.GetSegmentation()
     segmentation.SetSourceRepresentationName(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName())
-    for label in label_table:
-        mask = labels == label.value
-        if mask.any():
-            node.AddSegmentFromBinaryLabelmapRepresentation(
-                _oriented_image(mask.astype(np.uint8), geometry), label.name, label.color_rgb)
-        else:
-            segmentation.AddEmptySegment("", label.name, label.color_rgb)
+    # All labels go into one shared labelmap layer, as the Segment Editor stores them: with one
+    # layer nothing is resampled when the scene is saved (layers merged on save lose voxels on
+    # oblique grids).
+    if labels.any():  # one segment per label value present, in a single layer
+        slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
+            _oriented_image(labels.astype(np.uint8), geometry), node, "", "")
+    by_value = {int(segmentation.GetNthSegment(i).GetLabelValue()): segmentation.GetNthSegmentID(i)
+                for i in range(segmentation.GetNumberOfSegments())}
+    for index, label in enumerate(label_table):  # name, colour and order every segment after the table
+        segment_id = by_value.get(label.value) or segmentation.AddEmptySegment("", label.name, label.color_rgb)
+        segment = segmentation.GetSegment(segment_id)
+        segment.SetName(label.name)
+        segment.SetColor(*label.color_rgb)
+        segmentation.SetSegmentIndex(segment_id, index)
     return node
 
 
