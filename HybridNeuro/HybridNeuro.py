@@ -1,0 +1,69 @@
+"""3D Slicer module of HybridNeuro: brain lesion progression with hybrid physics–neural models.
+
+    >>> import HybridNeuro                                  # in Slicer's Python console
+    >>> logic = HybridNeuro.HybridNeuroLogic()              # no widget needed
+    >>> density, lesion = logic.createDemoOverlay(slicer.util.getNode("MRHead"))
+
+This file only registers the module. Its parts live in ``HybridNeuroModule`` (logic,
+widget, dependency installer, self-test) and are re-exported here under the names
+Slicer looks up: ``HybridNeuroWidget``, ``HybridNeuroLogic``, ``HybridNeuroTest``.
+The engine, ``HybridNeuroLib``, is installed beside this file by the extension build.
+"""
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule
+
+
+def _addSourceCheckoutToPath() -> None:
+    """Developer mode: run the module straight from a source checkout.
+
+    An installed extension has ``HybridNeuroLib`` beside this file; a checkout keeps it one
+    folder up, at the repository root, which Slicer does not put on ``sys.path``.
+    """
+    if importlib.util.find_spec("HybridNeuroLib") is not None:
+        return
+    repositoryRoot = Path(__file__).resolve().parent.parent
+    if (repositoryRoot / "HybridNeuroLib" / "__init__.py").is_file():
+        sys.path.append(str(repositoryRoot))
+
+
+def _reloadParts() -> None:
+    """Developer mode's Reload re-executes this file only; re-import the parts it re-exports too."""
+    from HybridNeuroModule import PARTS
+
+    for part in PARTS:
+        module = sys.modules.get(f"HybridNeuroModule.{part}")
+        if module is not None:
+            importlib.reload(module)
+
+
+_addSourceCheckoutToPath()
+_reloadParts()
+
+from HybridNeuroModule.Logic import HybridNeuroLogic, HybridNeuroParameterNode  # noqa: E402, F401
+from HybridNeuroModule.SelfTest import HybridNeuroTest  # noqa: E402, F401
+from HybridNeuroModule.Widget import HybridNeuroWidget  # noqa: E402, F401
+
+
+class HybridNeuro(ScriptedLoadableModule):
+    """Module metadata shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent) -> None:
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("HybridNeuro")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Neuroimaging")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["HybridNeuro developers"]
+        self.parent.helpText = _(
+            "Models how brain lesions progress with hybrid physics–neural models and shows the "
+            "predicted tumor-cell density and lesion segmentations over the patient's scans. "
+            "See the <a href=\"https://github.com/hybridneuro/SlicerHybridNeuro\">project page</a>.")
+        self.parent.acknowledgementText = _(
+            "Developed by the HybridNeuro developers. Torch comes from the PyTorch extension; "
+            "the engine uses MONAI, torchdiffeq and SimpleITK.")

@@ -1,0 +1,97 @@
+"""Self-test of the HybridNeuro module, run inside Slicer (ctest, or "Reload and Test").
+
+    >>> import HybridNeuro
+    >>> HybridNeuro.HybridNeuroTest().runTest()
+
+It needs no download and no torch: it builds a small oblique, anisotropic volume in the
+scene and checks what the logic's demo overlay adds, and that the input is left untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
+
+from .Logic import HybridNeuroLogic
+
+
+class HybridNeuroTest(ScriptedLoadableModuleTest):
+    """Exercises ``HybridNeuroLogic`` on synthetic data."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_createDemoOverlay()
+
+    @staticmethod
+    def _syntheticVolume() -> slicer.vtkMRMLScalarVolumeNode:
+        """A 33×25×17 volume, 1.5×1×2 mm voxels, axes rotated 30° about S, off-centre origin."""
+        angle = np.radians(30.0)
+        directions = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0, 0, 1]])
+        ijkToRas = np.eye(4)
+        ijkToRas[:3, :3] = directions @ np.diag([1.5, 1.0, 2.0])
+        ijkToRas[:3, 3] = [12.0, -30.0, 7.5]
+        voxels = np.random.default_rng(0).normal(100.0, 10.0, size=(17, 25, 33)).astype(np.float32)  # k, j, i
+        return slicer.util.addVolumeFromArray(voxels, ijkToRas, name="HybridNeuroTest input")
+
+    def test_createDemoOverlay(self) -> None:
+        import SimpleITK as sitk
+
+        from HybridNeuroLib import mrml
+        from HybridNeuroLib.labels import BRATS_LABELS
+
+        from .Results import densityToLabels
+
+        self.delayDisplay("Creating a demo overlay on a synthetic volume")
+        inputVolume = self._syntheticVolume()
+        inputVoxels = slicer.util.arrayFromVolume(inputVolume).copy()
+        inputMatrix = slicer.util.arrayFromVTKMatrix(_ijkToRas(inputVolume))
+        volumesBefore = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+        segmentationsBefore = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+
+        density, lesion = HybridNeuroLogic().createDemoOverlay(inputVolume, lesionRadiusMm=9.0)
+
+        # exactly one new volume and one new segmentation, named after the input
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"), volumesBefore + 1)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), segmentationsBefore + 1)
+        self.assertEqual(density.GetName(), "HybridNeuroTest input demo density")
+        self.assertEqual(lesion.GetName(), "HybridNeuroTest input demo lesion")
+
+        # the density lies on the input's grid, peaks at its centre, and is shown over it
+        self.assertEqual(density.GetImageData().GetDimensions(), inputVolume.GetImageData().GetDimensions())
+        np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(_ijkToRas(density)), inputMatrix, atol=1e-9)
+        densityVoxels = slicer.util.arrayFromVolume(density)
+        self.assertAlmostEqual(float(densityVoxels[8, 12, 16]), 1.0, places=5)
+        self.assertAlmostEqual(float(densityVoxels.max()), 1.0, places=5)
+        self.assertGreaterEqual(float(densityVoxels.min()), 0.0)
+        composites = slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode")
+        for composite in composites:
+            self.assertEqual(composite.GetForegroundVolumeID(), density.GetID())
+            self.assertEqual(composite.GetBackgroundVolumeID(), inputVolume.GetID())
+
+        # the segmentation has the BraTS segments, matching the density's thresholds voxel for voxel
+        segments = lesion.GetSegmentation()
+        names = [segments.GetNthSegment(i).GetName() for i in range(segments.GetNumberOfSegments())]
+        self.assertEqual(names, [label.name for label in BRATS_LABELS])
+        labels = sitk.GetArrayFromImage(mrml.segmentation_to_labels(lesion, inputVolume))
+        np.testing.assert_array_equal(labels, densityToLabels(densityVoxels))
+        self.assertEqual(set(np.unique(labels).tolist()), {0, 1, 2, 3})  # every region is present
+
+        # the input is unchanged
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(inputVolume), inputVoxels)
+        np.testing.assert_array_equal(slicer.util.arrayFromVTKMatrix(_ijkToRas(inputVolume)), inputMatrix)
+        self.assertEqual(inputVolume.GetName(), "HybridNeuroTest input")
+
+        self.delayDisplay("Test passed")
+
+
+def _ijkToRas(volume: slicer.vtkMRMLVolumeNode):
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(matrix)
+    return matrix
