@@ -41,3 +41,15 @@ def make_oblique_image(shape_kji=(7, 9, 11), dtype=np.float32, seed: int = 0) ->
 @pytest.fixture
 def oblique_image() -> sitk.Image:
     return make_oblique_image()
+
+
+def assert_refused(scene, call, *words: str) -> None:
+    """``call()`` raises BridgeError mentioning every word, and leaves the scene's node count as it was."""
+    from HybridNeuroLib.mrml import BridgeError
+
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(BridgeError) as error:
+        call()
+    for word in words:
+        assert word in str(error.value)
+    assert scene.GetNumberOfNodes() == count, "a refused call must leave the scene as it was"

@@ -6,6 +6,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from conftest import assert_refused
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.labels import BRATS_LABELS
 from HybridNeuroLib.mrml import BridgeError, image_to_volume, labels_to_segmentation, segmentation_to_labels
@@ -86,26 +87,17 @@ def test_user_edits_are_read_back_and_later_labels_win_overlaps(mrml, oblique_im
     np.testing.assert_array_equal(sitk.GetArrayFromImage(segmentation_to_labels(node, reference)), expected)
 
 
-def _refused(scene, call, *words):
-    count = scene.GetNumberOfNodes()
-    with pytest.raises(BridgeError) as error:
-        call()
-    for word in words:
-        assert word in str(error.value)
-    assert scene.GetNumberOfNodes() == count, "a refused call must leave the scene as it was"
-
-
 def test_refuses_mismatched_shapes_unknown_labels_and_segments(mrml, oblique_image):
     scene = mrml.scene
     reference = image_to_volume(oblique_image, scene, "T1c")
-    _refused(scene, lambda: labels_to_segmentation(np.zeros((7, 9, 10), np.uint8), scene, "wrong shape",
+    assert_refused(scene, lambda: labels_to_segmentation(np.zeros((7, 9, 10), np.uint8), scene, "wrong shape",
                                                    reference=reference), "wrong shape", "(7, 9, 10)", "T1c")
     off_grid = sitk.Image(11, 9, 7, sitk.sitkUInt8)  # right size, identity geometry
-    _refused(scene, lambda: labels_to_segmentation(off_grid, scene, "off grid", reference=reference),
+    assert_refused(scene, lambda: labels_to_segmentation(off_grid, scene, "off grid", reference=reference),
              "off grid", "not on the grid")
     unknown = brats_like_labels()
     unknown[0, 0, 0] = 7
-    _refused(scene, lambda: labels_to_segmentation(unknown, scene, "label 7", reference=reference), "[7]")
+    assert_refused(scene, lambda: labels_to_segmentation(unknown, scene, "label 7", reference=reference), "[7]")
 
     node = labels_to_segmentation(brats_like_labels(), scene, "tumor", reference=reference)
     node.GetSegmentation().AddEmptySegment("", "ventricles", (0.0, 0.0, 1.0))

@@ -6,7 +6,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from conftest import make_oblique_image
+from conftest import assert_refused, make_oblique_image
 from HybridNeuroLib.mrml import BridgeError, image_to_volume, volume_to_image
 
 
@@ -67,40 +67,31 @@ def test_int64_labels_become_int32_volumes(mrml):
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), np.arange(24).reshape(2, 3, 4))
 
 
-def _refused(scene, call, *words):
-    count = scene.GetNumberOfNodes()
-    with pytest.raises(BridgeError) as error:
-        call()
-    for word in words:
-        assert word in str(error.value)
-    assert scene.GetNumberOfNodes() == count, "a refused call must leave the scene as it was"
-
-
 def test_refuses_4d_vector_and_nan_images_without_touching_scene(mrml):
     scene = mrml.scene
     image_4d = sitk.Image([3, 3, 3, 2], sitk.sitkFloat32)
-    _refused(scene, lambda: image_to_volume(image_4d, scene, "4D scan"), "4D scan", "4D")
+    assert_refused(scene, lambda: image_to_volume(image_4d, scene, "4D scan"), "4D scan", "4D")
     vector = sitk.Image([3, 3, 3], sitk.sitkVectorFloat32, 3)
-    _refused(scene, lambda: image_to_volume(vector, scene, "RGB"), "RGB", "components")
+    assert_refused(scene, lambda: image_to_volume(vector, scene, "RGB"), "RGB", "components")
     nan_origin = sitk.Image([3, 3, 3], sitk.sitkFloat32)
     nan_origin.SetOrigin((float("nan"), 0.0, 0.0))
-    _refused(scene, lambda: image_to_volume(nan_origin, scene, "bad header"), "bad header", "NaN")
+    assert_refused(scene, lambda: image_to_volume(nan_origin, scene, "bad header"), "bad header", "NaN")
 
 
 def test_refuses_empty_vector_and_nan_nodes_naming_them(mrml):
     scene = mrml.scene
     empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty volume")
-    _refused(scene, lambda: volume_to_image(empty), "empty volume", "no voxels")
+    assert_refused(scene, lambda: volume_to_image(empty), "empty volume", "no voxels")
 
     vector = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "colour photo")
     slicer.util.updateVolumeFromArray(vector, np.zeros((2, 3, 4, 3), np.uint8))
-    _refused(scene, lambda: volume_to_image(vector), "colour photo", "components")
+    assert_refused(scene, lambda: volume_to_image(vector), "colour photo", "components")
 
     nan_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "nan spacing")
     slicer.util.updateVolumeFromArray(nan_node, np.zeros((2, 3, 4), np.float32))
     nan_node.SetSpacing(float("nan"), 1.0, 1.0)
-    _refused(scene, lambda: volume_to_image(nan_node), "nan spacing", "NaN")
+    assert_refused(scene, lambda: volume_to_image(nan_node), "nan spacing", "NaN")
 
     zero_size = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "zero size")
     zero_size.SetAndObserveImageData(vtk.vtkImageData())
-    _refused(scene, lambda: volume_to_image(zero_size), "zero size", "empty")
+    assert_refused(scene, lambda: volume_to_image(zero_size), "zero size", "empty")

@@ -15,6 +15,7 @@ registered, and ``slicer.mrmlScene`` pointing at the scene so ``slicer.util`` wo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
@@ -33,6 +34,20 @@ class HeadlessSlicer:
     scene: "slicer.vtkMRMLScene"
     application_logic: "slicer.vtkSlicerApplicationLogic"
     logics: dict[str, object] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def rollback_on_error(scene: "slicer.vtkMRMLScene"):
+    """Remove every node added inside the block if the block raises: a failed step leaves the scene as it was."""
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+    try:
+        yield
+    except BaseException:
+        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+        for node in reversed([n for n in added if n.GetID() not in before]):
+            if node.GetScene() is scene:
+                scene.RemoveNode(node)
+        raise
 
 
 @functools.cache

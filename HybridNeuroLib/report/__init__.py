@@ -1,0 +1,1 @@
+"""Reports a person reads: PNG figures (and, later, summaries) of forecasts."""
