@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
+
+# Generated data (the sample case) goes to a private cache, never the user's ~/.cache.
+os.environ.setdefault("HYBRIDNEURO_CACHE", tempfile.mkdtemp(prefix="hybridneuro-test-cache-"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The main job end to end on a coarse grid: files, report, figures and a scene that re-imports."""
+"""The main job end to end on the coarse (4 mm) sample case: files, report, figures, a scene that re-imports."""
 
 import json
 import subprocess
@@ -8,70 +8,90 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HybridNeuroLib.demo import DemoSettings, run_demo
+from HybridNeuroLib.demo import DemoSettings, lesion_seed, run_demo
+from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.mrml import load_scene_bundle, segmentation_to_labels
+from HybridNeuroLib.physics import simulate  # noqa: F401  (the demo's engine; imported to fail early)
+
+QUICK = DemoSettings(sample_voxel_mm=4)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    return run_demo(out, DemoSettings(voxel_mm=4, days=(45.0, 90.0)), progress=False)
+    return run_demo(tmp_path_factory.mktemp("demo"), QUICK, progress=False)
 
 
-def test_demo_writes_images_on_the_atlas_grid_and_a_report(demo):
+def test_demo_covers_observed_and_predicted_days_with_scores(demo):
+    assert [(row["day"], row["kind"]) for row in demo.rows] == [
+        (0.0, "observed"), (60.0, "observed"), (120.0, "observed"), (180.0, "predicted"), (240.0, "predicted")]
+    assert all("dice_whole_lesion" in row for row in demo.rows)  # observed labels or the sample's truth
+    assert demo.rows[0]["dice_whole_lesion"] > 0.6  # the seed reproduces the day-0 lesion
+    volumes = [row["predicted_ml"] for row in demo.rows]
+    assert volumes == sorted(volumes) and volumes[0] > 0
+
+
+def test_demo_files_are_on_the_study_grid_and_match_the_report(demo):
     names = {path.name for path in demo.files}
-    assert {"t1.nii.gz", "density_day45.nii.gz", "seg_day90.nii.gz", "report.json", "forecast_overlay.png",
+    assert {"density_day0.nii.gz", "seg_day240.nii.gz", "report.json", "forecast_overlay.png",
             "lesion_volume.png", "hybridneuro-demo.mrb"} <= names
-    t1 = sitk.ReadImage(str(demo.out / "t1.nii.gz"))
-    density = sitk.ReadImage(str(demo.out / "density_day90.nii.gz"))
-    labels = sitk.ReadImage(str(demo.out / "seg_day90.nii.gz"))
-    for image in (density, labels):
-        assert image.GetSize() == t1.GetSize() and image.GetSpacing() == t1.GetSpacing()
-        np.testing.assert_allclose(image.GetOrigin(), t1.GetOrigin())
+    study = demo.report["study"]["folder"]
+    reference = sitk.ReadImage(f"{study}/tp0/t1c.nii.gz")
+    labels = sitk.ReadImage(str(demo.out / "seg_day60.nii.gz"))
+    assert labels.GetSize() == reference.GetSize() and labels.GetSpacing() == reference.GetSpacing()
+    np.testing.assert_allclose(labels.GetOrigin(), reference.GetOrigin())
     report = json.loads((demo.out / "report.json").read_text())
-    assert report["software"]["name"] == "hybridneuro"
-    assert report["simulation"]["settings"]["parameters"]["dw_mm2_per_day"] == DemoSettings().dw_mm2_per_day
-    volume_90 = report["lesion_volumes_ml"]["90"]["whole lesion"]
+    row = report["days"][1]
+    observed = sitk.GetArrayFromImage(sitk.ReadImage(f"{study}/tp1/seg.nii.gz")) > 0
+    assert row["dice_whole_lesion"] == pytest.approx(dice(sitk.GetArrayFromImage(labels) > 0, observed), abs=1e-4)
     voxel_ml = np.prod(labels.GetSpacing()) / 1000
-    assert volume_90 == pytest.approx(np.count_nonzero(sitk.GetArrayFromImage(labels)) * voxel_ml)
-    assert 0 < report["lesion_volumes_ml"]["45"]["whole lesion"] < volume_90
+    assert row["predicted_ml"] == pytest.approx(np.count_nonzero(sitk.GetArrayFromImage(labels)) * voxel_ml)
+    assert report["software"]["name"] == "hybridneuro"
+    assert report["simulation"]["settings"]["parameters"]["dw_mm2_per_day"] == QUICK.dw_mm2_per_day
 
 
-def test_lesion_grows_from_the_seed_in_white_matter(demo):
-    labels = sitk.ReadImage(str(demo.out / "seg_day45.nii.gz"))
-    index = labels.TransformPhysicalPointToIndex((-demo.seed_ras_mm[0], -demo.seed_ras_mm[1], demo.seed_ras_mm[2]))
-    assert labels[index] > 0
+def test_seed_matches_lesion_centre_and_visible_volume():
+    labels = np.zeros((21, 21, 21), np.uint8)
+    grid = np.indices(labels.shape)
+    labels[((grid - np.array([10, 8, 12])[:, None, None, None]) ** 2).sum(0) <= 16] = 2
+    image = sitk.GetImageFromArray(labels)
+    image.SetOrigin((1.0, 2.0, 3.0))
+    seed = lesion_seed(image, visible_from=0.25)
+    np.testing.assert_allclose(seed.centre_ras_mm, (-(1.0 + 12), -(2.0 + 8), 3.0 + 10))
+    visible_radius = seed.radius_mm * np.sqrt(np.log2(4.0))  # 2^(-r²/R²) = 0.25
+    assert 4.0 * np.pi / 3 * visible_radius ** 3 == pytest.approx(np.count_nonzero(labels), rel=1e-9)
 
 
 def test_demo_scene_reimports_with_scan_lesions_overlay_and_days(demo):
     scene = load_scene_bundle(demo.out / "hybridneuro-demo.mrb").scene
-    scan = scene.GetFirstNodeByName("SRI24 demo scan")
-    assert scan is not None
-    lesion = scene.GetFirstNodeByName("SRI24 demo lesion day 90")
-    expected = sitk.ReadImage(str(demo.out / "seg_day90.nii.gz"))
-    # Slicer stores the atlas's left-handed grid flipped along k when it re-reads it, so compare in
-    # world space: nearest-neighbour resampling between grids with coinciding voxel centres is exact
+    subject = demo.report["study"]["subject"]
+    scan = scene.GetFirstNodeByName(f"{subject} scan")
+    lesion = scene.GetFirstNodeByName(f"{subject} lesion day 240")
+    observed = scene.GetFirstNodeByName(f"{subject} observed lesion day 120")
+    assert scan is not None and observed is not None
+    expected = sitk.ReadImage(str(demo.out / "seg_day240.nii.gz"))
+    # Slicer may re-read a left-handed grid flipped along k, so compare in world space:
+    # nearest-neighbour resampling between grids with coinciding voxel centres is exact
     reloaded = sitk.Resample(segmentation_to_labels(lesion, scan), expected, sitk.Transform(),
                              sitk.sitkNearestNeighbor)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(reloaded), sitk.GetArrayFromImage(expected))
-    sequences = [scene.GetNthNodeByClass(i, "vtkMRMLSequenceNode") for i in range(2)]
-    for sequence in sequences:
-        assert [sequence.GetNthIndexValue(i) for i in range(sequence.GetNumberOfDataNodes())] == ["45", "90"]
+    for i in range(2):
+        sequence = scene.GetNthNodeByClass(i, "vtkMRMLSequenceNode")
+        assert [sequence.GetNthIndexValue(n) for n in range(sequence.GetNumberOfDataNodes())] == \
+            ["0", "60", "120", "180", "240"]
     assert scene.GetFirstNodeByClass("vtkMRMLSequenceBrowserNode") is not None
 
 
 def test_demo_never_replaces_earlier_results_silently(demo):
     before = (demo.out / "report.json").read_bytes()
     with pytest.raises(FileExistsError, match="overwrite"):
-        run_demo(demo.out, DemoSettings(voxel_mm=4, days=(45.0, 90.0)), progress=False)
+        run_demo(demo.out, QUICK, progress=False)
     assert (demo.out / "report.json").read_bytes() == before
 
 
 def test_demo_command_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "HybridNeuroLib.cli", "demo", "--out", str(tmp_path / "d"),
-                             "--voxel-mm", "4", "--days", "30"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "HybridNeuroLib.cli", "demo", "--out", str(tmp_path / "d"), "--sample-voxel-mm", "4"]
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "Lesion volume (mL) by day" in result.stdout and "hybridneuro-demo.mrb" in result.stdout
-    again = subprocess.run([sys.executable, "-m", "HybridNeuroLib.cli", "demo", "--out", str(tmp_path / "d"),
-                            "--voxel-mm", "4", "--days", "30"], capture_output=True, text=True)
+    assert "Dice" in result.stdout and "hybridneuro-demo.mrb" in result.stdout
+    again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr

@@ -61,9 +61,11 @@ def add_density_overlay(density: sitk.Image, scene: "slicer.vtkMRMLScene", name:
     if ImageGeometry.from_image(density) != reference:
         raise BridgeError(f"density '{name}' is not on the grid of {_describe(background)}; resample it first")
     values = sitk.GetArrayViewFromImage(density)
-    if not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0:
-        raise BridgeError(f"density '{name}' must lie in [0, 1] (tumor-cell fraction) without NaN, "
-                          f"got [{np.nanmin(values)}, {np.nanmax(values)}]")
+    finite = np.isfinite(values)
+    if not finite.all() or values.min() < 0.0 or values.max() > 1.0:
+        found = f"[{values[finite].min()}, {values[finite].max()}]" if finite.any() else "no finite value"
+        raise BridgeError(f"density '{name}' must lie in [0, 1] (tumor-cell fraction) without NaN, got "
+                          f"{found}{'' if finite.all() else f' and {np.count_nonzero(~finite)} NaN/inf voxels'}")
     if not 0.0 <= opacity <= 1.0:
         raise BridgeError(f"overlay opacity must be in [0, 1], got {opacity}")
     node = image_to_volume(sitk.Cast(density, sitk.sitkFloat32), scene, name)

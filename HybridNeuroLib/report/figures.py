@@ -60,8 +60,13 @@ def _extents(spacing):
 
 def forecast_overlay_figure(scan: sitk.Image, days: Sequence[float], density: Sequence[sitk.Image],
                             labels: Sequence[sitk.Image], path, *, title: str = "",
+                            reference: Sequence[sitk.Image | None] | None = None,
                             label_table: Sequence[Label] = BRATS_LABELS, dpi: int = 110) -> Path:
-    """Write a PNG with one row per day (axial, coronal, sagittal through the last day's lesion)."""
+    """Write a PNG with one row per day (axial, coronal, sagittal through the last day's lesion).
+
+    ``reference`` (optional, one per day, None where absent): an observed lesion drawn as a
+    dashed cyan outline, to compare with the predicted labels' outlines.
+    """
     if not (len(days) == len(density) == len(labels)) or not days:
         raise ValueError(f"need as many density and label images as days (got {len(days)} days, "
                          f"{len(density)} densities, {len(labels)} label images)")
@@ -71,9 +76,11 @@ def forecast_overlay_figure(scan: sitk.Image, days: Sequence[float], density: Se
     aspects = _extents(spacing)
     figure, axes = plt.subplots(len(days), 3, figsize=(9, 3.1 * len(days)), squeeze=False,
                                 facecolor="black")
+    reference = list(reference) if reference is not None else [None] * len(days)
     for row, (day, day_density, day_labels) in enumerate(zip(days, density, labels)):
         density_planes = _planes(_lps_array(day_density)[0], centre)
         label_planes = _planes(_lps_array(day_labels)[0], centre)
+        reference_planes = _planes(_lps_array(reference[row])[0] > 0, centre) if reference[row] else None
         for column, (plane, scan_plane) in enumerate(_planes(scan_array, centre).items()):
             axis = axes[row][column]
             axis.imshow(scan_plane, cmap="gray", vmin=low, vmax=high, aspect=aspects[plane],
@@ -84,6 +91,9 @@ def forecast_overlay_figure(scan: sitk.Image, days: Sequence[float], density: Se
                 mask = label_planes[plane] == label.value
                 if mask.any() and not mask.all():
                     axis.contour(mask, levels=[0.5], colors=[label.color_rgb], linewidths=0.9)
+            if reference_planes is not None and reference_planes[plane].any():
+                axis.contour(reference_planes[plane], levels=[0.5], colors=["cyan"], linewidths=1.2,
+                             linestyles="dashed")
             axis.set_xticks([])
             axis.set_yticks([])
             axis.set_title(f"day {day:g} · {plane}", color="white", fontsize=9)
@@ -107,12 +117,15 @@ def lesion_volumes_ml(labels: sitk.Image, label_table: Sequence[Label] = BRATS_L
 
 
 def volume_curve_figure(days: Sequence[float], volumes_ml: dict[str, Sequence[float]], path, *,
+                        observed: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
                         title: str = "Lesion volume", dpi: int = 110) -> Path:
-    """Write a PNG plotting each named volume series (mL) against day."""
+    """Write a PNG plotting each named volume series (mL) against day; ``observed`` (days, mL) as points."""
     colors = {label.name: label.color_rgb for label in BRATS_LABELS} | {"whole lesion": (0.1, 0.1, 0.1)}
     figure, axis = plt.subplots(figsize=(6, 3.6))
     for name, series in volumes_ml.items():
         axis.plot(days, series, marker="o", label=name, color=colors.get(name))
+    for (name, (observed_days, values)), marker in zip((observed or {}).items(), "sD^v"):
+        axis.scatter(observed_days, values, marker=marker, s=60, zorder=3, label=name, edgecolors="black")
     axis.set_xlabel("day")
     axis.set_ylabel("volume (mL)")
     axis.set_title(title)

@@ -1,0 +1,333 @@
+"""Read a study folder while checking it, and report every problem at once.
+
+    >>> import json, tempfile, pathlib
+    >>> from HybridNeuroLib.study.validate import StudyError, load_checked
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "study.json").write_text(json.dumps(
+    ...     {"format": "hybridneuro-study/1", "subject": 7, "disease": "glioma",
+    ...      "timepoints": [{"id": "tp0", "day": 30}, {"id": "tp1", "day": "60"}]}))
+    >>> try:
+    ...     load_checked(folder)
+    ... except StudyError as error:
+    ...     print(*error.problems, sep="\\n")
+    study.json subject: must be a text string, got int 7
+    study.json timepoints[1].day: must be a number (days), got str '60'
+    tp0/: timepoint folder is missing
+    tp1/: timepoint folder is missing
+
+What is checked: ``study.json`` (JSON syntax, format id, known keys, value types,
+unique safe timepoint ids, strictly increasing days); per timepoint: the folder exists,
+every image file has a known modality key (one file per key), at least one image,
+every file is readable, complete (truncated NIfTI is detected; ITK would zero-fill
+it), 3D, finite, and all images of a timepoint (and its ``seg``) share one grid;
+``seg`` holds only BraTS labels for glioma; tissue maps exist, share a grid and lie in
+[0, 1]. Each problem names the file (relative to the study folder) and the field.
+Nothing is ever written into the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from HybridNeuroLib.study.data import Study, Timepoint
+from HybridNeuroLib.study.format import (FORMAT_ID, IMAGE_KEYS, IMAGE_SUFFIXES, MANIFEST_KEYS, MANIFEST_NAME,
+                                         REQUIRED_MANIFEST_KEYS, SEG_KEY, TIMEPOINT_KEYS, TISSUE_KEYS,
+                                         TRANSFORMS_FOLDER, image_key)
+from HybridNeuroLib.study.nifti import nifti_truncation
+
+GRID_TOLERANCE_MM = 1e-3
+BRATS_LABEL_VALUES = {0, 1, 2, 3}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: ``where`` is a path relative to the study folder, ``field`` a JSON field or None."""
+
+    where: str
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}{' ' + self.field if self.field else ''}: {self.message}"
+
+
+class StudyError(ValueError):
+    """A study folder (or study) with problems; ``problems`` lists all of them."""
+
+    def __init__(self, folder: Path | str, problems: list[Problem]):
+        self.folder, self.problems = Path(folder), list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"study folder {self.folder}: {len(self.problems)} problem(s):\n{lines}")
+
+
+def _type_name(value) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# -- study.json ------------------------------------------------------------------------
+def check_manifest(manifest) -> list[Problem]:
+    """Problems of a parsed ``study.json`` (types, known keys, ids, increasing days)."""
+    where = MANIFEST_NAME
+    if not isinstance(manifest, dict):
+        return [Problem(where, f"must hold a JSON object {{...}}, got {type(manifest).__name__}")]
+    problems = [Problem(where, f"unknown key (known: {', '.join(MANIFEST_KEYS)})", key)
+                for key in manifest if key not in MANIFEST_KEYS]
+    problems += [Problem(where, "required key is missing", key) for key in REQUIRED_MANIFEST_KEYS
+                 if key not in manifest]
+    if "format" in manifest and manifest["format"] != FORMAT_ID:
+        problems.append(Problem(where, f"must be {FORMAT_ID!r}, got {manifest['format']!r}", "format"))
+    if "subject" in manifest and (not isinstance(manifest["subject"], str) or not manifest["subject"]):
+        problems.append(Problem(where, f"must be a text string, got {_type_name(manifest['subject'])}", "subject"))
+    disease = manifest.get("disease")
+    if "disease" in manifest and disease not in IMAGE_KEYS:
+        problems.append(Problem(where, f"must be one of {list(IMAGE_KEYS)}, got {_type_name(disease)}", "disease"))
+    if "tissue" in manifest:
+        tissue = manifest["tissue"]
+        if not isinstance(tissue, str) or not tissue or Path(tissue).is_absolute() or ".." in Path(tissue).parts:
+            problems.append(Problem(where, "must be a folder path relative to the study folder (no '..'), "
+                                           f"got {_type_name(tissue)}", "tissue"))
+    if "predict_days" in manifest:
+        days = manifest["predict_days"]
+        if not isinstance(days, list):
+            problems.append(Problem(where, f"must be a list of numbers (days), got {_type_name(days)}",
+                                    "predict_days"))
+        else:
+            problems += [Problem(where, f"must be a number (days), got {_type_name(d)}", f"predict_days[{i}]")
+                         for i, d in enumerate(days) if not _is_number(d)]
+            numbers = [d for d in days if _is_number(d)]
+            if any(b <= a for a, b in zip(numbers, numbers[1:])):
+                problems.append(Problem(where, f"days must be strictly increasing, got {numbers}", "predict_days"))
+    if "timepoints" in manifest:
+        problems += _check_timepoint_entries(manifest["timepoints"], manifest.get("tissue"))
+    return problems
+
+
+def _check_timepoint_entries(timepoints, tissue) -> list[Problem]:
+    where = MANIFEST_NAME
+    if not isinstance(timepoints, list) or not timepoints:
+        return [Problem(where, f"must be a non-empty list of {{'id': ..., 'day': ...}} objects, "
+                               f"got {_type_name(timepoints)}", "timepoints")]
+    problems, ids, days = [], [], []
+    for n, entry in enumerate(timepoints):
+        name = f"timepoints[{n}]"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, f"must be an object {{'id': ..., 'day': ...}}, got {_type_name(entry)}",
+                                    name))
+            continue
+        problems += [Problem(where, f"unknown key (known: {', '.join(TIMEPOINT_KEYS)})", f"{name}.{key}")
+                     for key in entry if key not in TIMEPOINT_KEYS]
+        problems += [Problem(where, "required key is missing", f"{name}.{key}") for key in TIMEPOINT_KEYS
+                     if key not in entry]
+        if "id" in entry:
+            tp_id = entry["id"]
+            reserved = {TRANSFORMS_FOLDER, tissue}
+            if (not isinstance(tp_id, str) or not tp_id or tp_id.startswith(".") or "/" in tp_id or "\\" in tp_id
+                    or tp_id in reserved):
+                problems.append(Problem(where, "must be a folder name (text without '/', not starting with '.', "
+                                               f"not {TRANSFORMS_FOLDER!r}), got {_type_name(tp_id)}", f"{name}.id"))
+            elif tp_id in ids:
+                problems.append(Problem(where, f"duplicate timepoint id {tp_id!r}", f"{name}.id"))
+            else:
+                ids.append(tp_id)
+        if "day" in entry:
+            if _is_number(entry["day"]):
+                days.append(entry["day"])
+            else:
+                problems.append(Problem(where, f"must be a number (days), got {_type_name(entry['day'])}",
+                                        f"{name}.day"))
+    if any(b <= a for a, b in zip(days, days[1:])):
+        problems.append(Problem(where, f"timepoint days must be strictly increasing, got {days}", "timepoints"))
+    return problems
+
+
+def read_manifest(folder: Path) -> tuple[dict | None, list[Problem]]:
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return None, [Problem(MANIFEST_NAME, f"missing: a study folder needs {MANIFEST_NAME} "
+                                             f"(format {FORMAT_ID!r}); is {folder} a study folder?")]
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        return None, [Problem(MANIFEST_NAME, f"not UTF-8 text ({error.reason})")]
+    except json.JSONDecodeError as error:
+        return None, [Problem(MANIFEST_NAME, f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}")]
+    problems = check_manifest(manifest)
+    return (manifest if isinstance(manifest, dict) else None), problems
+
+
+# -- images ----------------------------------------------------------------------------
+def read_image_checked(path: Path, where: str, problems: list[Problem]) -> sitk.Image | None:
+    """The image at ``path``, or None after appending why it is unusable."""
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        problems.append(Problem(where, f"unreadable or corrupt image ({lines[-1] if lines else 'ITK error'})"))
+        return None
+    truncation = nifti_truncation(path) if path.name.lower().endswith((".nii", ".nii.gz")) else None
+    if truncation:
+        problems.append(Problem(where, f"incomplete NIfTI file: {truncation}; re-export or re-copy it"))
+        return None
+    size = image.GetSize()
+    if image.GetDimension() != 3 or min(size) < 2:
+        problems.append(Problem(where, f"is {image.GetDimension()}D with size {size}; a 3D volume "
+                                       "(at least 2 voxels along each axis) is needed"))
+        return None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        problems.append(Problem(where, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
+                                       "a scalar image is needed"))
+        return None
+    if not np.isfinite(sitk.GetArrayViewFromImage(image)).all():
+        problems.append(Problem(where, "contains NaN or infinite voxel values"))
+        return None
+    return image
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, tolerance_mm: float = GRID_TOLERANCE_MM) -> bool:
+    """True when two images have the same size, spacing, origin and direction."""
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=0, atol=tolerance_mm)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=0, atol=tolerance_mm)
+            and np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=1e-5))
+
+
+def _check_one_grid(images: dict[str, sitk.Image], what: str, problems: list[Problem]) -> None:
+    items = list(images.items())
+    if not items:
+        return
+    first_where, first = items[0]
+    for where, image in items[1:]:
+        if image.GetSize() != first.GetSize():
+            problems.append(Problem(where, f"size {image.GetSize()} differs from {first_where}'s {first.GetSize()}; "
+                                           f"all {what} must share one grid (resample them first)"))
+        elif not same_grid(image, first):
+            problems.append(Problem(where, f"spacing/origin/direction differ from {first_where}'s; "
+                                           f"all {what} must share one grid (resample them first)"))
+
+
+def _find_images(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        key = image_key(path.name) if path.is_file() else None
+        if key is not None:
+            found.setdefault(key, []).append(path)
+    return found
+
+
+def _read_timepoint(folder: Path, tp_id: str, day: float, keys: tuple[str, ...],
+                    problems: list[Problem], check_labels: bool) -> Timepoint | None:
+    tp_folder = folder / tp_id
+    if not tp_folder.is_dir():
+        problems.append(Problem(f"{tp_id}/", "timepoint folder is missing"))
+        return None
+    images, seg, grid = {}, None, {}
+    for key, paths in _find_images(tp_folder).items():
+        where = f"{tp_id}/{paths[0].name}"
+        if key not in (*keys, SEG_KEY):
+            problems.append(Problem(where, f"unknown image key {key!r} (known: {', '.join(keys)}, {SEG_KEY})"))
+            continue
+        if len(paths) > 1:
+            problems.append(Problem(f"{tp_id}/", f"several files for key {key!r}: "
+                                                 f"{', '.join(p.name for p in paths)}; keep one"))
+            continue
+        image = read_image_checked(paths[0], where, problems)
+        if image is None:
+            continue
+        grid[where] = image
+        if key == SEG_KEY:
+            seg = image
+            if check_labels:
+                _check_labels(image, where, problems)
+        else:
+            images[key] = image
+    if not images and not any(p.where.startswith(f"{tp_id}/") for p in problems):
+        problems.append(Problem(f"{tp_id}/", "no image in the timepoint folder (expected one of "
+                                             f"{', '.join(k + '.nii.gz' for k in keys)})"))
+    _check_one_grid(grid, f"images of timepoint {tp_id!r}", problems)
+    ordered = {key: images[key] for key in keys if key in images}
+    return Timepoint(tp_id, float(day), ordered, seg) if ordered else None
+
+
+def _check_labels(image: sitk.Image, where: str, problems: list[Problem]) -> None:
+    values = sitk.GetArrayViewFromImage(image)
+    if not np.array_equal(values, np.round(values)):
+        problems.append(Problem(where, "lesion labels must be integers (BraTS: 0, 1, 2, 3)"))
+        return
+    unknown = sorted(set(np.unique(values).astype(int).tolist()) - BRATS_LABEL_VALUES)
+    if unknown:
+        problems.append(Problem(where, f"unknown label values {unknown[:8]} (BraTS 2023 glioma labels: "
+                                       "0 background, 1 necrotic core, 2 edema, 3 enhancing tumor)"))
+
+
+def _read_tissue(folder: Path, relative: str, problems: list[Problem]) -> dict[str, sitk.Image] | None:
+    tissue_folder = folder / relative
+    if not tissue_folder.is_dir():
+        problems.append(Problem(f"{relative}/", "tissue folder named in study.json is missing"))
+        return None
+    found = _find_images(tissue_folder)
+    maps, grid = {}, {}
+    for key in TISSUE_KEYS:
+        if key not in found:
+            problems.append(Problem(f"{relative}/", f"no {key!r} tissue map (expected {key}.nii.gz)"))
+            continue
+        where = f"{relative}/{found[key][0].name}"
+        image = read_image_checked(found[key][0], where, problems)
+        if image is None:
+            continue
+        values = sitk.GetArrayViewFromImage(image)
+        if float(values.min()) < -1e-3 or float(values.max()) > 1.0 + 1e-3:
+            problems.append(Problem(where, f"probabilities must lie in [0, 1], got [{float(values.min()):.4g}, "
+                                           f"{float(values.max()):.4g}]"))
+            continue
+        maps[key] = sitk.Cast(image, sitk.sitkFloat32)
+        grid[where] = image
+    _check_one_grid(grid, "tissue maps", problems)
+    return maps if len(maps) == len(TISSUE_KEYS) else None
+
+
+# -- the whole folder ------------------------------------------------------------------
+def load_checked(folder: str | Path) -> Study:
+    """Read a study folder; raise one :class:`StudyError` listing every problem found."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StudyError(folder, [Problem(str(folder), "study folder does not exist")])
+    manifest, problems = read_manifest(folder)
+    if manifest is None:
+        raise StudyError(folder, problems)
+    disease = manifest.get("disease")
+    keys = IMAGE_KEYS.get(disease, tuple(dict.fromkeys(k for ks in IMAGE_KEYS.values() for k in ks)))
+    timepoints = []
+    entries = manifest.get("timepoints") if isinstance(manifest.get("timepoints"), list) else []
+    for entry in entries:
+        if (isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]
+                and "/" not in entry["id"] and not entry["id"].startswith(".")):
+            day = entry.get("day") if _is_number(entry.get("day")) else math.nan
+            timepoints.append(_read_timepoint(folder, entry["id"], day, keys, problems,
+                                              check_labels=disease == "glioma"))
+    tissue = None
+    if isinstance(manifest.get("tissue"), str) and not any(p.field == "tissue" for p in problems):
+        tissue = _read_tissue(folder, manifest["tissue"], problems)
+    if problems:
+        raise StudyError(folder, problems)
+    return Study(subject=manifest["subject"], disease=disease, timepoints=tuple(timepoints),
+                 predict_days=tuple(float(d) for d in manifest.get("predict_days", [])),
+                 tissue=tissue, source_folder=folder)
+
+
+def validate_study(folder: str | Path) -> None:
+    """Raise :class:`StudyError` listing every problem of the folder; return None if it is valid."""
+    load_checked(folder)
+
+
+__all__ = ["Problem", "StudyError", "check_manifest", "load_checked", "read_image_checked", "same_grid",
+           "validate_study", "IMAGE_SUFFIXES"]
