@@ -5,11 +5,17 @@
     [(1, 'necrotic core'), (2, 'edema'), (3, 'enhancing tumor')]
 
 Whole tumor = labels > 0; tumor core = labels 1 or 3.
+
+The imaging model that turns a tumor-cell density into these labels (visibility
+thresholds) is here too, as the one definition shared by the engine and the Slicer module:
+
+    >>> density_to_labels(np.array([0.1, 0.3, 0.8, 0.99])).tolist()   # background, edema, enhancing, necrotic
+    [0, 2, 3, 1]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -40,3 +46,31 @@ def tumor_core(labels: np.ndarray) -> np.ndarray:
     """Boolean mask of the tumor core (necrotic core or enhancing tumor)."""
     labels = np.asarray(labels)
     return (labels == 1) | (labels == 3)
+
+
+@dataclass(frozen=True)
+class ImagingThresholds:
+    """Density thresholds 0 < FLAIR < T1Gd < necrotic ≤ 1 (dimensionless)."""
+
+    edema_flair: float = 0.25
+    enhancing_t1gd: float = 0.65
+    necrotic: float = 0.95
+
+    def __post_init__(self) -> None:
+        values = (self.edema_flair, self.enhancing_t1gd, self.necrotic)
+        if not all(np.isfinite(values)) or not 0.0 < self.edema_flair < self.enhancing_t1gd < self.necrotic <= 1.0:
+            raise ValueError("imaging thresholds must satisfy 0 < edema_flair < enhancing_t1gd < necrotic ≤ 1, "
+                             f"got {values}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def density_to_labels(density: np.ndarray, thresholds: ImagingThresholds = ImagingThresholds()) -> np.ndarray:
+    """BraTS labels (uint8) of a density array."""
+    density = np.asarray(density)
+    labels = np.zeros(density.shape, dtype=np.uint8)
+    labels[density >= thresholds.edema_flair] = 2
+    labels[density >= thresholds.enhancing_t1gd] = 3
+    labels[density >= thresholds.necrotic] = 1
+    return labels

@@ -27,8 +27,12 @@ def day_image_paths(out: Path, day: float) -> tuple[Path, Path]:
 
 
 def prepare_output_folder(out: Path, planned: Iterable[Path], *, inputs: Iterable[Path] = (),
-                          overwrite: bool = False) -> Path:
-    """Create ``out`` after checking it is outside every input folder and replaces nothing unless allowed."""
+                          overwrite: bool = False, create: bool = True) -> Path:
+    """Check ``out`` is outside every input folder and that nothing ``planned`` exists (unless ``overwrite``).
+
+    Returns the resolved folder, created unless ``create`` is False (create it once the
+    computation has succeeded, so that a failed run leaves no empty result folder behind).
+    """
     out = Path(out).resolve()
     for folder in inputs:
         folder = Path(folder).resolve()
@@ -39,7 +43,8 @@ def prepare_output_folder(out: Path, planned: Iterable[Path], *, inputs: Iterabl
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists ({len(existing)} output file(s) would be replaced); "
                               "choose another output folder or allow overwriting (--overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 

@@ -9,9 +9,9 @@ Everything goes through the MRML bridge (``HybridNeuroLib.mrml``) and needs no Q
 runs headless with ``slicer-core`` too. New nodes go into the scene of the volume they
 belong to, with unique names; the input volume is only read.
 
-The demo density is a Gaussian tumor-cell density centred in the scan. Its labels use
-visibility thresholds of the literature: edema visible on FLAIR from a density of about
-0.2, enhancement on T1Gd from about 0.65.
+The demo density is a Gaussian tumor-cell density centred in the scan, labelled with the
+engine's imaging model (``HybridNeuroLib.labels.density_to_labels``: literature visibility
+thresholds, edema on FLAIR from 0.25, enhancement on T1Gd from 0.65).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from HybridNeuroLib.labels import BRATS_LABELS
+from HybridNeuroLib.labels import ImagingThresholds, density_to_labels
 
 if TYPE_CHECKING:  # the engine's geometry and the bridge import SimpleITK: load them on first use
     import SimpleITK as sitk
@@ -29,11 +29,7 @@ if TYPE_CHECKING:  # the engine's geometry and the bridge import SimpleITK: load
 
     from HybridNeuroLib.geometry import ImageGeometry
 
-EDEMA_THRESHOLD = 0.2  # FLAIR-visible edge of a tumor-cell density (literature: 0.2–0.3)
-ENHANCING_THRESHOLD = 0.65  # T1Gd-visible (literature: 0.6–0.7)
-NECROSIS_THRESHOLD = 0.9  # demo choice: a core where the density is near saturation
-
-_LABEL_VALUE = {label.key: label.value for label in BRATS_LABELS}
+EDEMA_THRESHOLD = ImagingThresholds().edema_flair  # the visible (FLAIR) edge of the demo lesion
 
 
 def _sceneOf(node) -> slicer.vtkMRMLScene:
@@ -66,7 +62,7 @@ def gaussianDensity(geometry: ImageGeometry, radiusMm: float) -> np.ndarray:
 
         >>> density = gaussianDensity(ImageGeometry.from_image(sitk.Image(5, 5, 5, sitk.sitkFloat32)), 2.0)
         >>> round(float(density[2, 2, 2]), 3), round(float(density[2, 2, 4]), 3)
-        (1.0, 0.2)
+        (1.0, 0.25)
     """
     if not radiusMm > 0:
         raise ValueError(f"lesion radius must be positive, got {radiusMm} mm")
@@ -79,15 +75,6 @@ def gaussianDensity(geometry: ImageGeometry, radiusMm: float) -> np.ndarray:
     return alongK[:, None, None] * alongJ[None, :, None] * alongI[None, None, :]
 
 
-def densityToLabels(density: np.ndarray) -> np.ndarray:
-    """BraTS labels of a density: edema from 0.2, enhancing tumor from 0.65, necrotic core from 0.9."""
-    labels = np.zeros(density.shape, np.uint8)
-    labels[density >= EDEMA_THRESHOLD] = _LABEL_VALUE["snfh"]
-    labels[density >= ENHANCING_THRESHOLD] = _LABEL_VALUE["et"]
-    labels[density >= NECROSIS_THRESHOLD] = _LABEL_VALUE["netc"]
-    return labels
-
-
 def createDemoOverlay(inputVolume: slicer.vtkMRMLScalarVolumeNode, lesionRadiusMm: float = 15.0
                       ) -> tuple[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLSegmentationNode]:
     """Add a demo lesion on the grid of ``inputVolume``: a density overlay and its BraTS segmentation."""
@@ -97,5 +84,5 @@ def createDemoOverlay(inputVolume: slicer.vtkMRMLScalarVolumeNode, lesionRadiusM
     density = gaussianDensity(geometry, lesionRadiusMm)
     name = inputVolume.GetName()
     densityNode = addDensityOverlay(geometry.image_from_array(density), inputVolume, f"{name} demo density")
-    lesionNode = addLesionSegmentation(densityToLabels(density), inputVolume, f"{name} demo lesion")
+    lesionNode = addLesionSegmentation(density_to_labels(density), inputVolume, f"{name} demo lesion")
     return densityNode, lesionNode

@@ -42,9 +42,7 @@ class HybridNeuroTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from HybridNeuroLib import mrml
-        from HybridNeuroLib.labels import BRATS_LABELS
-
-        from .Results import densityToLabels
+        from HybridNeuroLib.labels import BRATS_LABELS, density_to_labels
 
         self.delayDisplay("Creating a demo overlay on a synthetic volume")
         inputVolume = self._syntheticVolume()
@@ -78,7 +76,7 @@ class HybridNeuroTest(ScriptedLoadableModuleTest):
         names = [segments.GetNthSegment(i).GetName() for i in range(segments.GetNumberOfSegments())]
         self.assertEqual(names, [label.name for label in BRATS_LABELS])
         labels = sitk.GetArrayFromImage(mrml.segmentation_to_labels(lesion, inputVolume))
-        np.testing.assert_array_equal(labels, densityToLabels(densityVoxels))
+        np.testing.assert_array_equal(labels, density_to_labels(densityVoxels))
         self.assertEqual(set(np.unique(labels).tolist()), {0, 1, 2, 3})  # every region is present
 
         # the input is unchanged

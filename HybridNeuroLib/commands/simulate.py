@@ -16,9 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-import SimpleITK as sitk
-
 from HybridNeuroLib.device import pick_device
+from HybridNeuroLib.outputs import day_image_paths, prepare_output_folder, write_image
 from HybridNeuroLib.physics import (GrowthParameters, ImagingThresholds, Seed, SolverSettings, TissueMaps,
                                     simulate)
 from HybridNeuroLib.physics.solvers import METHODS
@@ -26,15 +25,9 @@ from HybridNeuroLib.physics.solvers import METHODS
 REPORT_NAME = "simulation.json"
 
 
-def _day_name(day: float) -> str:
-    return f"{day:g}".replace(".", "p")
-
-
 def output_paths(out: Path, days: list[float]) -> list[Path]:
-    paths = [out / REPORT_NAME]
-    for day in days:
-        paths += [out / f"density_day{_day_name(day)}.nii.gz", out / f"seg_day{_day_name(day)}.nii.gz"]
-    return paths
+    """The report, then (density, labels) of each day."""
+    return [out / REPORT_NAME] + [path for day in days for path in day_image_paths(out, day)]
 
 
 def register(subparsers) -> None:
@@ -65,14 +58,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     days = sorted(set(args.days))
-    tissue_dir, out = args.tissue.resolve(), args.out.resolve()
-    if out == tissue_dir or tissue_dir in out.parents:
-        raise ValueError(f"--out {args.out} lies inside the input folder {args.tissue}; "
-                         "inputs are read-only, choose another output folder")
-    existing = [path for path in output_paths(out, days) if path.exists()]
-    if existing and not args.overwrite:
-        raise FileExistsError(f"{existing[0]} exists ({len(existing)} output files would be replaced); "
-                              "use --overwrite or another --out")
+    tissue_dir = args.tissue.resolve()
+    out = prepare_output_folder(args.out, output_paths(args.out.resolve(), days), inputs=[tissue_dir],
+                                overwrite=args.overwrite, create=False)
     parameters = GrowthParameters(args.dw, args.rho, args.wm_to_gm_ratio, args.tissue_threshold)
     seed = Seed(tuple(args.seed_ras), args.seed_radius)
     solver = SolverSettings(args.solver, args.max_step)
@@ -81,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
                       device=pick_device(args.cpu))
     out.mkdir(parents=True, exist_ok=True)
     paths = output_paths(out, days)
-    for day, density, labels, (density_path, seg_path) in zip(
-            days, result.density, result.labels, zip(paths[1::2], paths[2::2])):
-        sitk.WriteImage(density, str(density_path), useCompression=True)
-        sitk.WriteImage(labels, str(seg_path), useCompression=True)
+    for day, density, labels in zip(days, result.density, result.labels):
+        density_path, seg_path = day_image_paths(out, day)
+        write_image(density, density_path)
+        write_image(labels, seg_path)
     report = {"command": "simulate", "tissue": str(tissue_dir), **result.report(),
               "outputs": [path.name for path in paths[1:]]}
     paths[0].write_text(json.dumps(report, indent=2) + "\n")

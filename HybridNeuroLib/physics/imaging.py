@@ -9,6 +9,9 @@
     >>> soft.argmax(0).tolist(), bool(torch.allclose(soft.sum(0), torch.ones(4)))
     ([0, 2, 3, 1], True)
 
+The hard version and the thresholds live in :mod:`HybridNeuroLib.labels` (torch-free, so the
+Slicer module can label densities without torch); this module adds the soft version.
+
 A voxel is visible on FLAIR/T2 (whole tumour) where u ≥ θ_FLAIR and enhances on T1Gd
 where u ≥ θ_T1Gd (Konukoglu et al., IEEE TMI 2010; Lipková et al., IEEE TMI 2019: about
 0.2–0.3 and 0.6–0.7). Defaults are 0.25 and 0.65. Necrosis has no consensus density
@@ -23,38 +26,11 @@ sigmoids) are non-negative and sum to one, and are differentiable in u and in θ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-import numpy as np
 import torch
 
+from HybridNeuroLib.labels import ImagingThresholds, density_to_labels
 
-@dataclass(frozen=True)
-class ImagingThresholds:
-    """Density thresholds 0 < FLAIR < T1Gd < necrotic ≤ 1 (dimensionless)."""
-
-    edema_flair: float = 0.25
-    enhancing_t1gd: float = 0.65
-    necrotic: float = 0.95
-
-    def __post_init__(self) -> None:
-        values = (self.edema_flair, self.enhancing_t1gd, self.necrotic)
-        if not all(np.isfinite(values)) or not 0.0 < self.edema_flair < self.enhancing_t1gd < self.necrotic <= 1.0:
-            raise ValueError("imaging thresholds must satisfy 0 < edema_flair < enhancing_t1gd < necrotic ≤ 1, "
-                             f"got {values}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def density_to_labels(density: np.ndarray, thresholds: ImagingThresholds = ImagingThresholds()) -> np.ndarray:
-    """BraTS labels (uint8) of a density array."""
-    density = np.asarray(density)
-    labels = np.zeros(density.shape, dtype=np.uint8)
-    labels[density >= thresholds.edema_flair] = 2
-    labels[density >= thresholds.enhancing_t1gd] = 3
-    labels[density >= thresholds.necrotic] = 1
-    return labels
+__all__ = ["ImagingThresholds", "density_to_labels", "soft_labels"]
 
 
 def soft_labels(density: torch.Tensor, thresholds: ImagingThresholds = ImagingThresholds(),
