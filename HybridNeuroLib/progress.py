@@ -27,7 +27,7 @@ PROGRESS_PREFIX = "HYBRIDNEURO-PROGRESS "
 def format_progress_line(step: str, done: float, total: float) -> str:
     fraction = 0.0 if total <= 0 else min(1.0, done / total)
     return PROGRESS_PREFIX + json.dumps(
-        {"step": step, "done": done, "total": total, "fraction": round(fraction, 4)})
+        {"step": step, "done": round(done, 4), "total": total, "fraction": round(fraction, 4)})
 
 
 def parse_progress_line(line: str) -> dict | None:

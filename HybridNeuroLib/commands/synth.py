@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     options = dict(days=args.days, predict_days=args.predict_days, voxel_mm=args.voxel_mm,
                    include_tissue=not args.no_tissue, overwrite=args.overwrite)
     if args.n is None:
-        with Progress("synth", total=1.0) as progress:
+        with Progress("synth", total=100, unit="%") as progress:
             def report(stage: str, fraction: float) -> None:
-                progress.advance(max(0.0, fraction - progress.done))
+                progress.advance(max(0.0, 100.0 * fraction - progress.done))
             subject = generate_subject(args.seed, args.out, on_progress=report, **options)
         print(f"study: {subject.study_folder}\ntruth: {subject.truth_folder}")
         return 0
