@@ -55,8 +55,9 @@ class Progress:
         self.step, self.total, self.done = step, float(total), 0.0
         self.machine_lines = self.machine_lines_default if machine_lines is None else machine_lines
         self.callback = callback
+        # a program reading machine lines draws its own bar: no terminal bar to garble its log
         self._bar = tqdm(total=total, desc=step, unit=unit, file=sys.stderr,
-                         disable=not enabled, leave=False, dynamic_ncols=True)
+                         disable=not enabled or self.machine_lines, leave=False, dynamic_ncols=True)
         self._last_line_fraction = -1.0
 
     def advance(self, amount: float = 1.0) -> None:
