@@ -233,6 +233,9 @@ def test_extension_metadata(top_level):
     # the icon URL must point at the icon in this repository (raw file on the main branch)
     assert variables["EXTENSION_ICONURL"].endswith("/main/" + ICON.relative_to(ROOT).as_posix())
     assert variables["EXTENSION_ICONURL"].startswith("https://raw.githubusercontent.com/")
+    # and every screenshot URL at an image that exists in the repository
+    for url in variables["EXTENSION_SCREENSHOTURLS"].split():
+        assert (ROOT / url.split("/main/", 1)[1]).is_file(), url
     assert ICON.is_file()
 
 
