@@ -17,7 +17,7 @@ import sys
 from HybridNeuroLib import __version__
 from HybridNeuroLib.progress import Progress
 
-COMMAND_MODULES = ("demo", "simulate", "synth")
+COMMAND_MODULES = ("demo", "simulate", "synth", "fit", "predict", "segment", "train_seg")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,3 +56,15 @@ def test_gradients_match_finite_differences(method):
     for name, value in numeric.items():
         assert float(analytic[name]) == pytest.approx(float(value), rel=1e-5), name
     assert float(dw.grad) != 0 and float(centre.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("method", ["euler", "rkl2"])
+def test_gradients_through_output_days_with_different_step_plans(method, monkeypatch):
+    """Checkpoint recomputation in backward must replay each segment's own steps (5 d then 8 d)."""
+    monkeypatch.setattr(__import__(__name__), "DAYS", [5.0, 13.0])
+    rho = torch.tensor(0.15, dtype=torch.float64, requires_grad=True)
+    centre = torch.tensor(SEED.centre_ras_mm, dtype=torch.float64)
+    loss(0.7, rho, centre, method).backward()
+    with torch.no_grad():
+        numeric = (loss(0.7, 0.15 + 1e-6, centre, method) - loss(0.7, 0.15 - 1e-6, centre, method)) / 2e-6
+    assert float(rho.grad) == pytest.approx(float(numeric), rel=1e-5)

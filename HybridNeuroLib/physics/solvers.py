@@ -50,6 +50,8 @@ chunk plus one chunk's graph, not the whole trajectory.
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -267,15 +269,38 @@ def solve(model: FisherKolmogorov, u0: torch.Tensor, output_days: Sequence[float
     stats = SolveStats(settings.method)
     evaluations_before = model.evaluations
     outputs: list[torch.Tensor] = []
-    flushed = torch.set_flush_denormal(True)  # the seed's far tail underflows; denormals are ~100× slower
-    try:
+    with denormals_flushed():  # the seed's far tail underflows; denormals are ~100× slower
         u = _integrate(model, u, days, breakpoints, settings, events, kill_rate_per_day, on_step,
                        grad_path, stats, outputs)
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
     stats.rhs_evaluations = model.evaluations - evaluations_before
     return outputs, stats
+
+
+_flush_depth = 0
+
+
+@contextlib.contextmanager
+def denormals_flushed():
+    """Flush denormal floats to zero inside the block; nesting-safe (torch offers no getter for the flag).
+
+        >>> with denormals_flushed():
+        ...     with denormals_flushed():
+        ...         pass
+        ...     float(torch.tensor(1e-40, dtype=torch.float32))   # still flushed in the outer block
+        0.0
+
+    Wrap a whole fit (forward *and* backward passes) in it; :func:`solve` uses it too.
+    """
+    global _flush_depth
+    if _flush_depth == 0:
+        torch.set_flush_denormal(True)
+    _flush_depth += 1
+    try:
+        yield
+    finally:
+        _flush_depth -= 1
+        if _flush_depth == 0:
+            torch.set_flush_denormal(False)
 
 
 def _integrate(model, u, days, breakpoints, settings, events, kill_rate_per_day, on_step, grad_path, stats,
@@ -297,7 +322,9 @@ def _integrate(model, u, days, breakpoints, settings, events, kill_rate_per_day,
         steps, stages = _segment_plan(model, start, stop, origin, kill, settings)
         stats.max_stages = max(stats.max_stages, *stages)
 
-        def advance(u: torch.Tensor, first: int, count: int) -> torch.Tensor:
+        # the plan is bound as defaults: checkpoint recomputes this chunk during backward, after
+        # the loop has moved on to later segments with other steps, stages and kill rates
+        def advance(u: torch.Tensor, first: int, count: int, steps=steps, stages=stages, kill=kill) -> torch.Tensor:
             for step, stage_count in zip(steps[first:first + count], stages[first:first + count]):
                 if settings.method == "euler":
                     u = euler_step(model, u, step, kill, inplace)

@@ -1,0 +1,100 @@
+"""Fit D_w, ρ and the seed to one patient's observed lesions: the one-call API.
+
+    >>> import numpy as np
+    >>> from HybridNeuroLib.geometry import ImageGeometry
+    >>> from HybridNeuroLib.physics import TissueMaps
+    >>> from HybridNeuroLib.fit import FitSettings, fit_growth
+    >>> grid = ImageGeometry((12, 12, 12), (4.0, 4.0, 4.0), (0.0, 0.0, 0.0), tuple(map(tuple, np.eye(3))))
+    >>> wm = np.ones(grid.shape_kji, np.float32)
+    >>> tissue = TissueMaps(gm=0 * wm, wm=wm, csf=0 * wm, geometry=grid)
+    >>> seg = np.zeros(grid.shape_kji, np.uint8); seg[5:8, 5:8, 5:8] = 2; seg[6, 6, 6] = 3
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     result = fit_growth(tissue, [(0.0, grid.image_from_array(seg))],
+    ...                         FitSettings(voxel_mm=4.0, iterations=5, members=0), progress=False)
+    >>> result.identifiable, result.best.dw_mm2_per_day, "not identifiable" in str(caught[0].message)
+    (False, 0.3, True)
+
+Steps: check and resample the observations (:mod:`.observations`); seed at the first lesion's
+centre with its visible volume matched (:func:`HybridNeuroLib.demo.lesion_seed`); starting
+(D_w, ρ) from the observed radial speed and front width (:mod:`.initialise`); Adam from each
+start (:mod:`.optimize`), keeping the lowest loss; then the uncertainty ensemble
+(:mod:`.ensemble`). With one timepoint only the seed is fitted, D_w and ρ stay at the
+population priors, and a warning says that growth speed is not identifiable.
+Deterministic for a fixed ``settings.seed`` (CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Callable, Sequence
+
+import SimpleITK as sitk
+import torch
+
+from HybridNeuroLib.fit.ensemble import ensemble_members
+from HybridNeuroLib.fit.initialise import starting_points
+from HybridNeuroLib.fit.objective import Objective
+from HybridNeuroLib.fit.observations import prepare_observations
+from HybridNeuroLib.fit.optimize import GrowthFit, descend
+from HybridNeuroLib.fit.result import FitResult
+from HybridNeuroLib.fit.settings import FitSettings
+from HybridNeuroLib.physics import TissueMaps
+from HybridNeuroLib.progress import Progress
+
+NOT_IDENTIFIABLE = ("only one timepoint: growth speed (D_w, ρ) is not identifiable from a single scan; "
+                    "fitted the initial state only, with population priors D_w = {dw} mm²/day, ρ = {rho} /day — "
+                    "forecasts show the population's growth, not this patient's")
+
+
+def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Image]],
+               settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu",
+               progress: bool = True, progress_callback: Callable[[str, float], None] | None = None,
+               log: Callable[[str], None] = lambda message: None) -> FitResult:
+    """Fit to ``(study day, BraTS label image)`` pairs on ``tissue``; see the module docstring."""
+    from HybridNeuroLib.demo import lesion_seed  # the demo's seed rule (its module loads plotting lazily)
+
+    started = time.perf_counter()
+    data = prepare_observations(tissue, labels_by_day, voxel_mm=settings.voxel_mm,
+                                shrink_tolerance=settings.shrink_tolerance,
+                                region_margin_mm=settings.region_margin_mm)
+    identifiable = len(data.observations) >= 2
+    notes: list[str] = []
+    if not identifiable:
+        notes.append(NOT_IDENTIFIABLE.format(dw=settings.prior_dw_mm2_per_day, rho=settings.prior_rho_per_day))
+        warnings.warn(notes[-1], UserWarning, stacklevel=2)
+    seed = lesion_seed(data.first_labels, settings.thresholds.edema_flair)
+    objective = Objective(data, settings, device=device)
+    try:
+        objective.check_seed(seed.centre_ras_mm)
+    except ValueError as error:
+        raise ValueError(f"lesion labels of day {data.first_day:g}: the lesion's centre is not in the brain "
+                         f"tissue domain ({error})") from None
+    points = starting_points(data, settings)
+    total = len(points) * settings.iterations + settings.members * settings.member_iterations
+    with Progress("fit", total=total, enabled=progress, callback=progress_callback, unit="it") as bar:
+        starts = []
+        for n, (dw, rho) in enumerate(points):
+            log(f"start {n + 1}/{len(points)}: D_w = {dw:.3g} mm²/day, ρ = {rho:.3g} /day")
+            start = GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
+            starts.append(descend(objective, start, settings, iterations=settings.iterations,
+                                  learning_rate=settings.learning_rate, fit_growth=identifiable,
+                                  on_iteration=bar.advance))
+        good = [s for s in starts if math.isfinite(s.loss)]
+        if not good:
+            raise ValueError("fit diverged: every start stopped before a finite loss "
+                             f"({'; '.join(s.stopped_reason for s in starts)}); check the inputs")
+        best = min(good, key=lambda s: s.loss)
+        notes += [f"start {n + 1}: {s.stopped_reason}" for n, s in enumerate(starts) if s.stopped_reason]
+        members = ensemble_members(objective, data, best, settings, fit_growth=identifiable,
+                                   on_iteration=bar.advance) if settings.members else []
+    for note in notes[1 if not identifiable else 0:]:
+        log(note)
+    messages = (f"best of {len(starts)} start(s): loss {best.loss:.4f}, D_w = {best.dw_mm2_per_day:.4g} mm²/day, "
+                f"ρ = {best.rho_per_day:.4g} /day, front speed {best.front_speed_mm_per_day:.4g} mm/day",)
+    return FitResult(best, tuple(members), settings, tuple(data.first_day + o.day for o in data.observations),
+                     data.first_day, tuple(starts), identifiable, tuple(notes), messages,
+                     time.perf_counter() - started)

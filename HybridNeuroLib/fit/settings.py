@@ -1,0 +1,99 @@
+"""Settings of a personalised fit: bounds, resolution, optimiser, ensemble — units in the names.
+
+    >>> from HybridNeuroLib.fit.settings import FitSettings
+    >>> settings = FitSettings(voxel_mm=4.0, starts=2)
+    >>> settings.dw_bounds_mm2_per_day, settings.rho_bounds_per_day
+    ((0.02, 1.5), (0.005, 0.2))
+    >>> FitSettings(starts=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: fit settings: starts must be ≥ 1, got 0
+
+Bounds are the literature ranges (DESIGN.md): D_w 0.02–1.5 mm²/day, ρ 0.005–0.2 /day.
+The priors are the population values used when growth speed is not identifiable (one timepoint).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from HybridNeuroLib.labels import ImagingThresholds
+
+LOSSES = ("margin", "soft-dice")
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit; every field is recorded in ``params.json``."""
+
+    voxel_mm: float = 2.0                  # fitting grid (coarser of this and the native spacing)
+    region_margin_mm: float | None = 30.0  # fit on the lesions' box + this margin (None: whole tissue grid)
+    starts: int = 3                        # multi-start: initial points along D_w·ρ = const
+    iterations: int = 60                   # Adam iterations per start
+    learning_rate: float = 0.1             # on the bounded log-parameters (and seed radius)
+    centre_learning_rate_mm: float = 0.5   # Adam step of the seed centre, in mm
+    fit_radius: bool = True                # also fit the seed's half-maximum radius
+    seed: int = 0                          # random seed: same seed, same data → same fit
+    dw_bounds_mm2_per_day: tuple[float, float] = (0.02, 1.5)
+    rho_bounds_per_day: tuple[float, float] = (0.005, 0.2)
+    prior_dw_mm2_per_day: float = 0.3      # population values (single timepoint)
+    prior_rho_per_day: float = 0.03
+    thresholds: ImagingThresholds = field(default_factory=ImagingThresholds)
+    loss: str = "margin"                   # "margin" (threshold hinge) or "soft-dice" (see objective)
+    soft_label_width: float = 0.05         # sigmoid width of the soft labels (density units)
+    core_weight: float = 1.0               # weight of the tumour-core Dice term (0 = whole tumour only)
+    shrink_tolerance: float = 0.9          # later volume < this × earlier volume → "shrinking lesion"
+    wm_to_gm_ratio: float = 10.0
+    tissue_threshold: float = 0.1
+    members: int = 6                       # ensemble size for intervals and probability maps (0 = none)
+    member_iterations: int = 25            # Adam iterations of each ensemble member (warm start)
+    boundary_sd_mm: float = 1.0            # segmentation boundary uncertainty simulated by the ensemble
+
+    def __post_init__(self) -> None:
+        positive = {"voxel_mm": self.voxel_mm, "learning_rate": self.learning_rate,
+                    "centre_learning_rate_mm": self.centre_learning_rate_mm,
+                    "soft_label_width": self.soft_label_width}
+        for name, value in positive.items():
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"fit settings: {name} must be a finite number > 0, got {value!r}")
+        for name in ("starts", "iterations"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"fit settings: {name} must be ≥ 1, got {getattr(self, name)!r}")
+        for name in ("members", "member_iterations"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"fit settings: {name} must be ≥ 0, got {getattr(self, name)!r}")
+        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day"):
+            low, high = getattr(self, name)
+            if not (0 < low < high and math.isfinite(high)):
+                raise ValueError(f"fit settings: {name} must be (low, high) with 0 < low < high, got {(low, high)}")
+        if not self.dw_bounds_mm2_per_day[0] <= self.prior_dw_mm2_per_day <= self.dw_bounds_mm2_per_day[1]:
+            raise ValueError(f"fit settings: prior_dw_mm2_per_day {self.prior_dw_mm2_per_day} lies outside "
+                             f"the bounds {self.dw_bounds_mm2_per_day}")
+        if not self.rho_bounds_per_day[0] <= self.prior_rho_per_day <= self.rho_bounds_per_day[1]:
+            raise ValueError(f"fit settings: prior_rho_per_day {self.prior_rho_per_day} lies outside "
+                             f"the bounds {self.rho_bounds_per_day}")
+        if self.region_margin_mm is not None and not (math.isfinite(self.region_margin_mm)
+                                                      and self.region_margin_mm >= 0):
+            raise ValueError(f"fit settings: region_margin_mm must be ≥ 0 or None, got {self.region_margin_mm!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"fit settings: loss must be one of {LOSSES}, got {self.loss!r}")
+        if not (math.isfinite(self.boundary_sd_mm) and self.boundary_sd_mm >= 0):
+            raise ValueError(f"fit settings: boundary_sd_mm must be ≥ 0, got {self.boundary_sd_mm!r}")
+        if not 0 < self.shrink_tolerance <= 1:
+            raise ValueError(f"fit settings: shrink_tolerance must lie in (0, 1], got {self.shrink_tolerance!r}")
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["dw_bounds_mm2_per_day"] = list(self.dw_bounds_mm2_per_day)
+        record["rho_bounds_per_day"] = list(self.rho_bounds_per_day)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> FitSettings:
+        record = dict(record)
+        record["thresholds"] = ImagingThresholds(**record.get("thresholds", {}))
+        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day"):
+            if name in record:
+                record[name] = tuple(record[name])
+        return cls(**record)
