@@ -1,11 +1,11 @@
-"""The main job (``make demo``): glioma growth forecast on the embedded sample case.
+"""The main job (``make demo``): personalised glioma forecast on the embedded sample case.
 
     >>> import tempfile
-    >>> from HybridNeuroLib.demo import DemoSettings, run_demo
-    >>> result = run_demo(tempfile.mkdtemp(), DemoSettings(sample_voxel_mm=4), progress=False)
+    >>> from HybridNeuroLib.demo import QUICK_DEMO, run_demo
+    >>> result = run_demo(tempfile.mkdtemp(), QUICK_DEMO, progress=False)
     >>> [row["day"] for row in result.rows]
     [0.0, 60.0, 120.0, 180.0, 240.0]
-    >>> result.rows[-1]["predicted_ml"] > result.rows[1]["predicted_ml"] > 0
+    >>> result.rows[-1]["fitted_ml"] > result.rows[1]["fitted_ml"] > 0
     True
 
 What it does, step by step:
@@ -13,15 +13,14 @@ What it does, step by step:
 1. takes the embedded sample case (a synthetic glioma patient on real SRI24 anatomy,
    :mod:`HybridNeuroLib.synth.sample`; generated on first use, then cached) and reads it as
    any study folder: scans and lesion labels at days 0, 60, 120, tissue maps;
-2. seeds the Fisher–Kolmogorov model at the day-0 lesion (centre and equivalent-sphere
-   radius) with *population* parameters from the literature (D_w, ρ below);
-3. solves it to every observed day and to the study's ``predict_days``;
-4. compares the predicted whole lesion with the observed one (Dice, volumes) and, because the
-   sample is synthetic, with the ground truth at the future days;
-5. writes per-day density and label images, figures, a JSON report and a Slicer scene.
-
-It is an *uncalibrated* forecast: nothing is fitted to this patient yet (personalisation
-comes with ``hybridneuro fit``), so its Dice scores are the baseline a fit must beat.
+2. *population* forecast (the baseline): seeds the Fisher–Kolmogorov model at the day-0
+   lesion (centre, visible volume) with literature-average D_w and ρ;
+3. *personalised* forecast: fits D_w, ρ and the seed to the observed lesions
+   (:func:`HybridNeuroLib.fit.fit_study`, with an ensemble for intervals) and predicts;
+4. scores both against the observed lesions and, because the sample is synthetic, against
+   the ground truth at the future days (whole-lesion Dice and volumes);
+5. writes per-day density, label and probability images of the personalised forecast,
+   the fit (``fit/params.json``), figures, a JSON report and a Slicer scene.
 """
 
 from __future__ import annotations
@@ -37,9 +36,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib import __version__
+from HybridNeuroLib.fit import FitSettings, fit_study, predict
+from HybridNeuroLib.fit.study_fit import study_grid
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.metrics import dice
-from HybridNeuroLib.outputs import day_image_paths, prepare_output_folder, write_image
+from HybridNeuroLib.outputs import day_image_paths, day_tag, prepare_output_folder, write_image
 from HybridNeuroLib.physics import GrowthParameters, ImagingThresholds, Seed, TissueMaps, simulate
 from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
 from HybridNeuroLib.study import read_study
@@ -50,11 +51,17 @@ REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME = ("report.json", "foreca
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Population parameters (mid-range of the literature) and the sample's grid; units in the names."""
+    """Population parameters (mid-range of the literature), the sample's grid and the fit; units in the names."""
 
     dw_mm2_per_day: float = 0.3
     rho_per_day: float = 0.03
     sample_voxel_mm: int = 2  # 2 = the embedded sample case; 4 = a coarse copy for quick checks
+    fit: FitSettings = FitSettings()
+
+
+QUICK_DEMO = DemoSettings(sample_voxel_mm=4, fit=FitSettings(voxel_mm=4.0, starts=1, iterations=15, members=2,
+                                                              member_iterations=5))
+"""A coarse, quick variant for tests and examples (4 mm, short fit)."""
 
 
 @dataclass
@@ -109,53 +116,70 @@ def run_demo(out, settings: DemoSettings = DemoSettings(), *, overwrite: bool = 
     out = Path(out)
     planned = [out / name for name in (REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME)]
     planned += [path for day in days for path in day_image_paths(out, day)]
+    planned += [out / f"probability_day{day_tag(day)}.nii.gz" for day in days] + [out / "fit"]
     out = prepare_output_folder(out, planned, inputs=[study_folder], overwrite=overwrite)
 
     tissue = TissueMaps.from_images(study.tissue["gm"], study.tissue["wm"], study.tissue["csf"])
     first = study.timepoints[0]
     seed = lesion_seed(first.seg)
     parameters = GrowthParameters(settings.dw_mm2_per_day, settings.rho_per_day)
-    log(f"{study.subject}: seeding at the day-{first.day:g} lesion (RAS "
-        f"{', '.join(f'{v:.1f}' for v in seed.centre_ras_mm)} mm, radius {seed.radius_mm:.1f} mm); "
-        f"population parameters D_w = {parameters.dw_mm2_per_day} mm²/day, ρ = {parameters.rho_per_day}/day")
-    result = simulate(tissue, seed, parameters, [day - first.day for day in days], progress=progress)
+    log(f"{study.subject}: population forecast from the day-{first.day:g} lesion (RAS "
+        f"{', '.join(f'{v:.1f}' for v in seed.centre_ras_mm)} mm), D_w = {parameters.dw_mm2_per_day} mm²/day, "
+        f"ρ = {parameters.rho_per_day}/day")
+    population = simulate(tissue, seed, parameters, [day - first.day for day in days], progress=progress)
+
+    log(f"{study.subject}: fitting D_w, ρ and the seed to the lesions of days "
+        f"{', '.join(f'{d:g}' for d in sorted(observed))}")
+    fit = fit_study(study, settings.fit, progress=progress, log=log)
+    best = fit.best
+    log(f"fitted D_w = {best.dw_mm2_per_day:.3g} mm²/day, ρ = {best.rho_per_day:.3g}/day")
+    forecast = predict(fit, tissue, days, grid=study_grid(study), progress=False)
 
     truth = _truth_labels(study_folder, study.predict_days)
     rows, files = [], []
-    for day, density, labels in zip(days, result.density, result.labels):
+    for n, day in enumerate(days):
         density_path, labels_path = day_image_paths(out, day)
-        files += [write_image(density, density_path), write_image(labels, labels_path)]
-        predicted = sitk.GetArrayViewFromImage(labels) > 0
+        files += [write_image(forecast.density[n], density_path), write_image(forecast.labels[n], labels_path),
+                  write_image(forecast.probability[n], out / f"probability_day{day_tag(day)}.nii.gz")]
         row = {"day": day, "kind": "observed" if day in observed else "predicted",
-               "predicted_ml": lesion_volumes_ml(labels)["whole lesion"]}
+               "population_ml": lesion_volumes_ml(population.labels[n])["whole lesion"],
+               "fitted_ml": forecast.volumes[n]["whole_ml"],
+               "fitted_ml_range": forecast.volumes[n]["whole_ml_range"]}
         reference = observed.get(day, truth.get(day))
         if reference is not None:
+            visible = sitk.GetArrayViewFromImage(reference) > 0
             row["reference"] = "observed" if day in observed else "ground truth (synthetic sample)"
             row["reference_ml"] = lesion_volumes_ml(reference)["whole lesion"]
-            row["dice_whole_lesion"] = round(dice(predicted, sitk.GetArrayViewFromImage(reference) > 0), 4)
+            row["dice_population"] = round(dice(sitk.GetArrayViewFromImage(population.labels[n]) > 0, visible), 4)
+            row["dice_fitted"] = round(dice(sitk.GetArrayViewFromImage(forecast.labels[n]) > 0, visible), 4)
         rows.append(row)
+    (out / "fit").mkdir(exist_ok=True)
+    files.append(fit.save(out / "fit"))
 
     scan = study.timepoints[-1].images.get("t1c") or study.timepoints[-1].reference_image
     files.append(forecast_overlay_figure(
-        scan, days, result.density, result.labels, out / OVERLAY_FIGURE,
+        scan, days, forecast.density, forecast.labels, out / OVERLAY_FIGURE,
         reference=[observed.get(day, truth.get(day)) for day in days],
-        title=f"{study.subject}: forecast (colours) vs observed/true lesion (dashed cyan)"))
-    files.append(volume_curve_figure(
-        days, {"forecast": [row["predicted_ml"] for row in rows]}, out / VOLUME_FIGURE,
-        observed={row["reference"]: ([r["day"] for r in rows if r.get("reference") == row["reference"]],
+        title=f"{study.subject}: personalised forecast (colours) vs observed/true lesion (dashed cyan)"))
+    references = {row["reference"]: ([r["day"] for r in rows if r.get("reference") == row["reference"]],
                                      [r["reference_ml"] for r in rows if r.get("reference") == row["reference"]])
-                  for row in rows if "reference" in row},
+                  for row in rows if "reference" in row}
+    files.append(volume_curve_figure(
+        days, {"population forecast": [row["population_ml"] for row in rows],
+               "personalised forecast": [row["fitted_ml"] for row in rows]}, out / VOLUME_FIGURE,
+        observed=references, bands={"personalised forecast": ([row["fitted_ml_range"][0] for row in rows],
+                                                              [row["fitted_ml_range"][1] for row in rows])},
         title=f"{study.subject}: whole-lesion volume"))
-    files.append(_write_scene(out / SCENE_NAME, study, scan, days, result.density, result.labels, overwrite))
+    files.append(_write_scene(out / SCENE_NAME, study, scan, days, forecast.density, forecast.labels, overwrite))
 
     report = {
         "software": {"name": "hybridneuro", "version": __version__},
-        "job": "demo: uncalibrated Fisher–Kolmogorov forecast on the embedded sample case (no fit)",
+        "job": "demo: population vs personalised Fisher–Kolmogorov forecast on the embedded sample case",
         "study": {"folder": str(study_folder), "subject": study.subject,
                   "observed_days": sorted(observed), "predict_days": list(study.predict_days)},
-        "settings": asdict(settings), "seed": seed.to_dict(),
-        "simulation": result.report(), "days": rows,
-        "files": [path.name for path in files] + [REPORT_NAME],
+        "settings": asdict(settings), "population_seed": seed.to_dict(),
+        "population_simulation": population.report(), "fit": fit.to_dict(), "days": rows,
+        "files": [str(path.relative_to(out)) for path in files] + [REPORT_NAME],
         "wall_time_s": round(time.perf_counter() - started, 2),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")

@@ -62,7 +62,8 @@ class Progress:
 
     def advance(self, amount: float = 1.0) -> None:
         self.done += amount
-        self._bar.update(amount)
+        # float day sums can overshoot the total by an ulp; the bar must not (tqdm warns)
+        self._bar.update(max(0.0, min(self.done, self.total) - self._bar.n))
         fraction = 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
         if self.callback is not None:
             self.callback(self.step, fraction)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HybridNeuroLib.demo import DemoSettings, lesion_seed, run_demo
+from HybridNeuroLib.demo import QUICK_DEMO, lesion_seed, run_demo
 from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.mrml import load_scene_bundle, segmentation_to_labels
 from HybridNeuroLib.physics import simulate  # noqa: F401  (the demo's engine; imported to fail early)
 
-QUICK = DemoSettings(sample_voxel_mm=4)
+QUICK = QUICK_DEMO
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +24,25 @@ def demo(tmp_path_factory):
 def test_demo_covers_observed_and_predicted_days_with_scores(demo):
     assert [(row["day"], row["kind"]) for row in demo.rows] == [
         (0.0, "observed"), (60.0, "observed"), (120.0, "observed"), (180.0, "predicted"), (240.0, "predicted")]
-    assert all("dice_whole_lesion" in row for row in demo.rows)  # observed labels or the sample's truth
-    assert demo.rows[0]["dice_whole_lesion"] > 0.6  # the seed reproduces the day-0 lesion
-    volumes = [row["predicted_ml"] for row in demo.rows]
-    assert volumes == sorted(volumes) and volumes[0] > 0
+    # every day is scored: observed labels, or the sample's truth at future days
+    assert all("dice_population" in row and "dice_fitted" in row for row in demo.rows)
+    assert demo.rows[0]["dice_population"] > 0.6  # the seed reproduces the day-0 lesion
+    for key in ("population_ml", "fitted_ml"):
+        volumes = [row[key] for row in demo.rows]
+        assert volumes == sorted(volumes) and volumes[0] > 0
+    for row in demo.rows:
+        low, high = row["fitted_ml_range"]
+        assert low <= row["fitted_ml"] <= high
+    # personalisation pays off where it matters, at the future days (even with the quick 4 mm fit)
+    future = [row for row in demo.rows if row["kind"] == "predicted"]
+    assert all(row["dice_fitted"] > row["dice_population"] for row in future)
 
 
 def test_demo_files_are_on_the_study_grid_and_match_the_report(demo):
     names = {path.name for path in demo.files}
-    assert {"density_day0.nii.gz", "seg_day240.nii.gz", "report.json", "forecast_overlay.png",
-            "lesion_volume.png", "hybridneuro-demo.mrb"} <= names
+    assert {"density_day0.nii.gz", "seg_day240.nii.gz", "probability_day240.nii.gz", "report.json",
+            "forecast_overlay.png", "lesion_volume.png", "hybridneuro-demo.mrb", "params.json"} <= names
+    assert (demo.out / "fit" / "params.json").is_file()
     study = demo.report["study"]["folder"]
     reference = sitk.ReadImage(f"{study}/tp0/t1c.nii.gz")
     labels = sitk.ReadImage(str(demo.out / "seg_day60.nii.gz"))
@@ -42,11 +51,14 @@ def test_demo_files_are_on_the_study_grid_and_match_the_report(demo):
     report = json.loads((demo.out / "report.json").read_text())
     row = report["days"][1]
     observed = sitk.GetArrayFromImage(sitk.ReadImage(f"{study}/tp1/seg.nii.gz")) > 0
-    assert row["dice_whole_lesion"] == pytest.approx(dice(sitk.GetArrayFromImage(labels) > 0, observed), abs=1e-4)
+    assert row["dice_fitted"] == pytest.approx(dice(sitk.GetArrayFromImage(labels) > 0, observed), abs=1e-4)
     voxel_ml = np.prod(labels.GetSpacing()) / 1000
-    assert row["predicted_ml"] == pytest.approx(np.count_nonzero(sitk.GetArrayFromImage(labels)) * voxel_ml)
+    assert row["fitted_ml"] == pytest.approx(np.count_nonzero(sitk.GetArrayFromImage(labels)) * voxel_ml, abs=1e-3)
+    probability = sitk.GetArrayFromImage(sitk.ReadImage(str(demo.out / "probability_day60.nii.gz")))
+    assert probability.min() >= 0 and probability.max() <= 1
     assert report["software"]["name"] == "hybridneuro"
-    assert report["simulation"]["settings"]["parameters"]["dw_mm2_per_day"] == QUICK.dw_mm2_per_day
+    assert report["population_simulation"]["settings"]["parameters"]["dw_mm2_per_day"] == QUICK.dw_mm2_per_day
+    assert report["fit"]["best"]["dw_mm2_per_day"] > 0
 
 
 def test_seed_matches_lesion_centre_and_visible_volume():
@@ -92,6 +104,6 @@ def test_demo_command_line(tmp_path):
     command = [sys.executable, "-m", "HybridNeuroLib.cli", "demo", "--out", str(tmp_path / "d"), "--sample-voxel-mm", "4"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "Dice" in result.stdout and "hybridneuro-demo.mrb" in result.stdout
+    assert "personalised" in result.stdout and "hybridneuro-demo.mrb" in result.stdout
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr

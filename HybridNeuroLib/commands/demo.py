@@ -1,5 +1,7 @@
 """``hybridneuro demo``: the main job on the embedded sample case (what ``make demo`` runs).
 
+Population forecast vs personalised fit, scored against observed and (synthetic) true lesions.
+
     $ hybridneuro demo --out hybridneuro-demo
 
 See :mod:`HybridNeuroLib.demo` for what it computes and writes.
@@ -34,14 +36,18 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(dw_mm2_per_day=args.dw, rho_per_day=args.rho, sample_voxel_mm=args.sample_voxel_mm)
     result = run_demo(args.out, settings, overwrite=args.overwrite, log=print)
-    print("\nWhole-lesion volume (mL) and Dice of the forecast against the reference:")
+    print("\nWhole lesion: volume (mL) and Dice against the observed lesion (days the study has) or the\n"
+          "synthetic ground truth (future days) — population forecast vs personalised fit:")
+    print(f"  {'day':>5}  {'':9}  {'reference':>9}  {'population':>17}  {'personalised':>17}")
     for row in result.rows:
-        reference = (f"{row['reference']} {row['reference_ml']:6.1f} mL, Dice {row['dice_whole_lesion']:.2f}"
-                     if "reference" in row else "no reference")
-        print(f"  day {row['day']:>5g} ({row['kind']:>9}): forecast {row['predicted_ml']:6.1f} mL | {reference}")
+        if "reference" not in row:
+            continue
+        print(f"  {row['day']:>5g}  {row['kind']:9}  {row['reference_ml']:6.1f} mL  "
+              f"{row['population_ml']:6.1f} mL  {row['dice_population']:.2f}  "
+              f"{row['fitted_ml']:6.1f} mL  {row['dice_fitted']:.2f}")
     print(f"\nWrote {len(result.files)} files to {result.out}:")
     for path in result.files:
-        print(f"  {path.name}")
+        print(f"  {path.relative_to(result.out)}")
     print(f"Open {result.out / 'hybridneuro-demo.mrb'} in 3D Slicer (File > Open) to browse the days; "
           f"done in {result.report['wall_time_s']:.0f} s.")
     return 0

@@ -118,12 +118,19 @@ def lesion_volumes_ml(labels: sitk.Image, label_table: Sequence[Label] = BRATS_L
 
 def volume_curve_figure(days: Sequence[float], volumes_ml: dict[str, Sequence[float]], path, *,
                         observed: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+                        bands: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
                         title: str = "Lesion volume", dpi: int = 110) -> Path:
-    """Write a PNG plotting each named volume series (mL) against day; ``observed`` (days, mL) as points."""
+    """Write a PNG plotting each named volume series (mL) against day.
+
+    ``observed``: name → (days, mL) drawn as points; ``bands``: series name → (low, high) per
+    day, shaded around that series (e.g. an ensemble's range).
+    """
     colors = {label.name: label.color_rgb for label in BRATS_LABELS} | {"whole lesion": (0.1, 0.1, 0.1)}
     figure, axis = plt.subplots(figsize=(6, 3.6))
     for name, series in volumes_ml.items():
-        axis.plot(days, series, marker="o", label=name, color=colors.get(name))
+        line, = axis.plot(days, series, marker="o", label=name, color=colors.get(name))
+        if bands and name in bands:
+            axis.fill_between(days, *bands[name], color=line.get_color(), alpha=0.2, linewidth=0)
     for (name, (observed_days, values)), marker in zip((observed or {}).items(), "sD^v"):
         axis.scatter(observed_days, values, marker=marker, s=60, zorder=3, label=name, edgecolors="black")
     axis.set_xlabel("day")
