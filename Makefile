@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml Makefile
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# the demo's own folder is regenerated on every run (its results are deterministic)
 demo: $(STAMP)
-	$(VENV)/bin/hybridneuro demo --out $(DEMO_OUT)
+	$(VENV)/bin/hybridneuro demo --out $(DEMO_OUT) --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest
