@@ -40,8 +40,9 @@ from HybridNeuroLib.fit import FitSettings, fit_study, predict
 from HybridNeuroLib.fit.study_fit import study_grid
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.metrics import dice
-from HybridNeuroLib.outputs import day_image_paths, day_tag, prepare_output_folder, write_image
-from HybridNeuroLib.physics import GrowthParameters, ImagingThresholds, Seed, TissueMaps, simulate
+from HybridNeuroLib.outputs import day_image_paths, prepare_output_folder, probability_path, write_image
+from HybridNeuroLib.physics import GrowthParameters, TissueMaps, simulate
+from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
 from HybridNeuroLib.study import read_study
 
@@ -70,21 +71,6 @@ class DemoResult:
     files: list[Path]
     rows: list[dict]  # one per day: day, kind (observed/predicted), volumes (mL), Dice
     report: dict = field(default_factory=dict)
-
-
-def lesion_seed(labels: sitk.Image, visible_from: float = ImagingThresholds().edema_flair) -> Seed:
-    """A seed at the lesion's centre (RAS mm) whose visible part (u ≥ ``visible_from``) is a sphere of the lesion's volume.
-
-    The seed profile is u = 2^(−r²/R²), visible up to r = R·√log₂(1/θ).
-    """
-    geometry = ImageGeometry.from_image(labels)
-    voxels_kji = np.argwhere(sitk.GetArrayViewFromImage(labels) > 0)
-    if not len(voxels_kji):
-        raise ValueError("the first timepoint has no lesion to seed the model from")
-    centre_ijk = voxels_kji.mean(axis=0)[::-1]
-    centre_ras = geometry.ijk_to_ras() @ np.append(centre_ijk, 1.0)
-    visible_radius_mm = (3.0 * len(voxels_kji) * geometry.voxel_volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0)
-    return Seed(tuple(float(v) for v in centre_ras[:3]), visible_radius_mm / math.sqrt(math.log2(1.0 / visible_from)))
 
 
 def _sample_study_folder(voxel_mm: int) -> Path:
@@ -116,7 +102,7 @@ def run_demo(out, settings: DemoSettings = DemoSettings(), *, overwrite: bool = 
     out = Path(out)
     planned = [out / name for name in (REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME)]
     planned += [path for day in days for path in day_image_paths(out, day)]
-    planned += [out / f"probability_day{day_tag(day)}.nii.gz" for day in days] + [out / "fit"]
+    planned += [probability_path(out, day) for day in days] + [out / "fit"]
     out = prepare_output_folder(out, planned, inputs=[study_folder], overwrite=overwrite)
 
     tissue = TissueMaps.from_images(study.tissue["gm"], study.tissue["wm"], study.tissue["csf"])
@@ -140,7 +126,7 @@ def run_demo(out, settings: DemoSettings = DemoSettings(), *, overwrite: bool = 
     for n, day in enumerate(days):
         density_path, labels_path = day_image_paths(out, day)
         files += [write_image(forecast.density[n], density_path), write_image(forecast.labels[n], labels_path),
-                  write_image(forecast.probability[n], out / f"probability_day{day_tag(day)}.nii.gz")]
+                  write_image(forecast.probability[n], probability_path(out, day))]
         row = {"day": day, "kind": "observed" if day in observed else "predicted",
                "population_ml": lesion_volumes_ml(population.labels[n])["whole lesion"],
                "fitted_ml": forecast.volumes[n]["whole_ml"],

@@ -26,6 +26,11 @@ def day_image_paths(out: Path, day: float) -> tuple[Path, Path]:
     return out / f"density_day{day_tag(day)}.nii.gz", out / f"seg_day{day_tag(day)}.nii.gz"
 
 
+def probability_path(out: Path, day: float) -> Path:
+    """File path of one day's probability map (of lesion presence)."""
+    return out / f"probability_day{day_tag(day)}.nii.gz"
+
+
 def prepare_output_folder(out: Path, planned: Iterable[Path], *, inputs: Iterable[Path] = (),
                           overwrite: bool = False, create: bool = True) -> Path:
     """Check ``out`` is outside every input folder and that nothing ``planned`` exists (unless ``overwrite``).

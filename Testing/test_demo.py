@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HybridNeuroLib.demo import QUICK_DEMO, lesion_seed, run_demo
+from HybridNeuroLib.demo import QUICK_DEMO, run_demo
+from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.mrml import load_scene_bundle, segmentation_to_labels
 from HybridNeuroLib.physics import simulate  # noqa: F401  (the demo's engine; imported to fail early)

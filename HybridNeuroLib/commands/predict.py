@@ -18,7 +18,7 @@ from pathlib import Path
 
 from HybridNeuroLib.fit import FitResult, predict
 from HybridNeuroLib.fit.study_fit import study_grid, study_tissue
-from HybridNeuroLib.outputs import day_image_paths, day_tag, prepare_output_folder, write_image
+from HybridNeuroLib.outputs import day_image_paths, prepare_output_folder, probability_path, write_image
 from HybridNeuroLib.study import read_study
 
 REPORT_NAME = "forecast.json"
@@ -27,7 +27,7 @@ REPORT_NAME = "forecast.json"
 def output_paths(out: Path, days) -> list[Path]:
     paths = [out / REPORT_NAME]
     for day in days:
-        paths += [*day_image_paths(out, day), out / f"probability_day{day_tag(day)}.nii.gz"]
+        paths += [*day_image_paths(out, day), probability_path(out, day)]
     return paths
 
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         density_path, seg_path = day_image_paths(out, day)
         write_image(forecast.density[n], density_path)
         write_image(forecast.labels[n], seg_path)
-        write_image(forecast.probability[n], out / f"probability_day{day_tag(day)}.nii.gz")
+        write_image(forecast.probability[n], probability_path(out, day))
     report = {"command": "predict", "fit": str(Path(args.fit).resolve()), "study": str(Path(study_folder).resolve()),
               "members": len(fit.ensemble), "identifiable": fit.identifiable, "warnings": list(fit.warnings),
               "volumes": forecast.volumes, "outputs": [p.name for p in paths[1:]]}

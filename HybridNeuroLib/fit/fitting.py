@@ -17,7 +17,7 @@
     (False, 0.3, True)
 
 Steps: check and resample the observations (:mod:`.observations`); seed at the first lesion's
-centre with its visible volume matched (:func:`HybridNeuroLib.demo.lesion_seed`); starting
+centre with its visible volume matched (:func:`HybridNeuroLib.physics.initial.lesion_seed`); starting
 (D_w, ρ) from the observed radial speed and front width (:mod:`.initialise`); Adam from each
 start (:mod:`.optimize`), keeping the lowest loss; then the uncertainty ensemble
 (:mod:`.ensemble`). With one timepoint only the seed is fitted, D_w and ρ stay at the
@@ -43,6 +43,7 @@ from HybridNeuroLib.fit.optimize import GrowthFit, descend
 from HybridNeuroLib.fit.result import FitResult
 from HybridNeuroLib.fit.settings import FitSettings
 from HybridNeuroLib.physics import TissueMaps
+from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.progress import Progress
 
 NOT_IDENTIFIABLE = ("only one timepoint: growth speed (D_w, ρ) is not identifiable from a single scan; "
@@ -55,8 +56,6 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
                progress: bool = True, progress_callback: Callable[[str, float], None] | None = None,
                log: Callable[[str], None] = lambda message: None) -> FitResult:
     """Fit to ``(study day, BraTS label image)`` pairs on ``tissue``; see the module docstring."""
-    from HybridNeuroLib.demo import lesion_seed  # the demo's seed rule (its module loads plotting lazily)
-
     started = time.perf_counter()
     data = prepare_observations(tissue, labels_by_day, voxel_mm=settings.voxel_mm,
                                 shrink_tolerance=settings.shrink_tolerance,

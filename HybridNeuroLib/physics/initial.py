@@ -14,6 +14,8 @@ unresolved jump, and differentiable in c, R and the peak, so a fit can move the 
 Distances are physical (spacing and axis directions honoured): with the grid's
 orthonormal directions, |x − c|² = Σ_a h_a²(index_a − c_a)², computed separably.
 A full density map (e.g. from a previous fit) can be used instead of a seed.
+:func:`lesion_seed` places a seed on an observed lesion (the demo's population forecast and
+the fit's starting point).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 
 from HybridNeuroLib.geometry import ImageGeometry
+from HybridNeuroLib.labels import ImagingThresholds
 
 
 @dataclass(frozen=True)
@@ -76,3 +80,18 @@ def nearest_voxel_kji(geometry: ImageGeometry, point_ras_mm) -> tuple[int, int, 
     if np.any(ijk < 0) or np.any(ijk >= np.asarray(geometry.size)):
         return None
     return int(ijk[2]), int(ijk[1]), int(ijk[0])
+
+
+def lesion_seed(labels: sitk.Image, visible_from: float = ImagingThresholds().edema_flair) -> Seed:
+    """A seed at the lesion's centre (RAS mm) whose visible part (u ≥ ``visible_from``) is a sphere of the lesion's volume.
+
+    The seed profile is u = 2^(−r²/R²), visible up to r = R·√log₂(1/θ).
+    """
+    geometry = ImageGeometry.from_image(labels)
+    voxels_kji = np.argwhere(sitk.GetArrayViewFromImage(labels) > 0)
+    if not len(voxels_kji):
+        raise ValueError("the first timepoint has no lesion to seed the model from")
+    centre_ijk = voxels_kji.mean(axis=0)[::-1]
+    centre_ras = geometry.ijk_to_ras() @ np.append(centre_ijk, 1.0)
+    visible_radius_mm = (3.0 * len(voxels_kji) * geometry.voxel_volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    return Seed(tuple(float(v) for v in centre_ras[:3]), visible_radius_mm / math.sqrt(math.log2(1.0 / visible_from)))

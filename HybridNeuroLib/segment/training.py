@@ -29,6 +29,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from HybridNeuroLib.metrics import dice
+
 from HybridNeuroLib.segment.channels import channels_to_labels, labels_to_channels
 from HybridNeuroLib.segment.model import SegmentationModel, build_network, model_spec
 
@@ -124,10 +126,6 @@ def _patch_transforms(config: TrainConfig):
 
 def dice_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Dice per BraTS label (1, 2, 3) and whole tumour; 1.0 where both are empty."""
-    def dice(a: np.ndarray, b: np.ndarray) -> float:
-        total = a.sum() + b.sum()
-        return 1.0 if total == 0 else float(2.0 * (a & b).sum() / total)
-
     scores = {f"label{value}": dice(predicted == value, truth == value) for value in (1, 2, 3)}
     scores["whole_tumor"] = dice(predicted > 0, truth > 0)
     return scores
