@@ -26,7 +26,6 @@ What it does, step by step:
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
