@@ -89,9 +89,13 @@ class FitResult:
         path = Path(folder) / PARAMS_NAME
         if not path.is_file():
             raise FileNotFoundError(f"fit folder {folder}: no {PARAMS_NAME} (run `hybridneuro fit` first)")
-        record = json.loads(path.read_text(encoding="utf-8"))
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+
+    @classmethod
+    def from_dict(cls, record: dict, source: str = "fit record") -> FitResult:
+        """The inverse of :meth:`to_dict`; refuses a record of another format or model."""
         if record.get("format") != FORMAT_ID or record.get("model") != MODEL_NAME:
-            raise ValueError(f"{path}: not a {FORMAT_ID} fit of the {MODEL_NAME} model "
+            raise ValueError(f"{source}: not a {FORMAT_ID} fit of the {MODEL_NAME} model "
                              f"(format {record.get('format')!r}, model {record.get('model')!r})")
         known = {"best", "members", "settings", "observed_days", "first_day", "starts", "identifiable",
                  "warnings", "messages", "wall_time_s"}
