@@ -54,8 +54,13 @@ NOT_IDENTIFIABLE = ("only one timepoint: growth speed (D_w, ρ) is not identifia
 def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Image]],
                settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu",
                progress: bool = True, progress_callback: Callable[[str, float], None] | None = None,
-               log: Callable[[str], None] = lambda message: None) -> FitResult:
-    """Fit to ``(study day, BraTS label image)`` pairs on ``tissue``; see the module docstring."""
+               log: Callable[[str], None] = lambda message: None,
+               extra_starts: Sequence[GrowthFit] = ()) -> FitResult:
+    """Fit to ``(study day, BraTS label image)`` pairs on ``tissue``; see the module docstring.
+
+    ``extra_starts``: more starting states (e.g. an encoder's estimate), descended after the
+    default ones; the lowest final loss wins as always.
+    """
     started = time.perf_counter()
     data = prepare_observations(tissue, labels_by_day, voxel_mm=settings.voxel_mm,
                                 shrink_tolerance=settings.shrink_tolerance,
@@ -72,13 +77,14 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
     except ValueError as error:
         raise ValueError(f"lesion labels of day {data.first_day:g}: the lesion's centre is not in the brain "
                          f"tissue domain ({error})") from None
-    points = starting_points(data, settings)
+    points = [GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
+              for dw, rho in starting_points(data, settings)] + list(extra_starts)
     total = len(points) * settings.iterations + settings.members * settings.member_iterations
     with Progress("fit", total=total, enabled=progress, callback=progress_callback, unit="it") as bar:
         starts = []
-        for n, (dw, rho) in enumerate(points):
-            log(f"start {n + 1}/{len(points)}: D_w = {dw:.3g} mm²/day, ρ = {rho:.3g} /day")
-            start = GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
+        for n, start in enumerate(points):
+            log(f"start {n + 1}/{len(points)}: D_w = {start.dw_mm2_per_day:.3g} mm²/day, "
+                f"ρ = {start.rho_per_day:.3g} /day")
             starts.append(descend(objective, start, settings, iterations=settings.iterations,
                                   learning_rate=settings.learning_rate, fit_growth=identifiable,
                                   on_iteration=bar.advance))
