@@ -35,7 +35,7 @@ from HybridNeuroLib.device import pick_device
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.segment.channels import channels_to_labels
 from HybridNeuroLib.segment.model import SegmentationModel
-from HybridNeuroLib.segment.preprocess import meta_tensor_to_images, preprocess, to_meta_tensor
+from HybridNeuroLib.segment.preprocess import foreground_box, meta_tensor_to_images, preprocess, to_meta_tensor
 
 WINDOW_OVERLAP = 0.5
 FLIP_AXES = ((2,), (3,), (4,))  # spatial axes of a (batch, channel, i, j, k) tensor
@@ -45,10 +45,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def model_input(images: dict[str, sitk.Image], model: SegmentationModel):
-    """The preprocessed (C, i, j, k) MetaTensor of ``images`` on the model's grid."""
+def model_input(images: dict[str, sitk.Image], model: SegmentationModel,
+                box: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None):
+    """The preprocessed (C, i, j, k) MetaTensor of ``images`` (cropped to ``box``: index, size) on the model's grid."""
     model.check_contrasts(images.keys())
-    stack = to_meta_tensor([images[key] for key in model.contrasts], what=", ".join(model.contrasts))
+    chosen = [images[key] for key in model.contrasts]
+    if box is not None:
+        chosen = [sitk.RegionOfInterest(image, box[1], box[0]) for image in chosen]
+    stack = to_meta_tensor(chosen, what=", ".join(model.contrasts))
     return preprocess({"image": stack}, model.spacing_mm)["image"]
 
 
@@ -85,7 +89,9 @@ def segment_timepoint(images: dict[str, sitk.Image], model: SegmentationModel, *
     if not images:
         raise ValueError("no images given to segment")
     reference = images[model.contrasts[0]] if model.contrasts[0] in images else next(iter(images.values()))
-    prepared = model_input(images, model)
+    model.check_contrasts(images.keys())
+    box = foreground_box([images[key] for key in model.contrasts], what=", ".join(model.contrasts))
+    prepared = model_input(images, model, box)
     device = torch.device(device) if device is not None else pick_device(force_cpu)
     if force_cpu:
         device = torch.device("cpu")
@@ -97,12 +103,22 @@ def segment_timepoint(images: dict[str, sitk.Image], model: SegmentationModel, *
         probabilities = sliding_window_probabilities(model.network, prepared, model.roi_size,
                                                      device=torch.device("cpu"), tta=tta)
     prepared_probabilities = type(prepared)(probabilities, affine=prepared.affine)
-    return probabilities_to_labels(meta_tensor_to_images(prepared_probabilities), reference)
+    return probabilities_to_labels(meta_tensor_to_images(prepared_probabilities), reference, box)
 
 
-def probabilities_to_labels(channel_images: list[sitk.Image], reference: sitk.Image) -> sitk.Image:
-    """Resample TC/WT/ET probability images onto ``reference`` (linear, 0 outside) and threshold into labels."""
+def probabilities_to_labels(channel_images: list[sitk.Image], reference: sitk.Image,
+                            box: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None) -> sitk.Image:
+    """Resample TC/WT/ET probability images onto ``reference`` (linear, 0 outside) and threshold into labels.
+
+    With ``box`` (index, size in i, j, k) only that part of the reference is computed; the rest,
+    background the network never saw, is label 0.
+    """
     geometry = ImageGeometry.from_image(reference)
-    resampled = [sitk.GetArrayFromImage(sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0,
+    index, size = box if box is not None else ((0, 0, 0), reference.GetSize())
+    target = sitk.RegionOfInterest(reference, size, index) if box is not None else reference
+    resampled = [sitk.GetArrayFromImage(sitk.Resample(image, target, sitk.Transform(), sitk.sitkLinear, 0.0,
                                                       sitk.sitkFloat32)) for image in channel_images]
-    return geometry.image_from_array(channels_to_labels(np.stack(resampled)))
+    labels = np.zeros(geometry.shape_kji, np.uint8)
+    labels[tuple(slice(start, start + n) for start, n in zip(index[::-1], size[::-1]))] = \
+        channels_to_labels(np.stack(resampled))
+    return geometry.image_from_array(labels)

@@ -53,6 +53,35 @@ def to_meta_tensor(images: Sequence[sitk.Image], *, what: str = "image") -> Meta
     return MetaTensor(torch.from_numpy(data), affine=torch.as_tensor(geometry.ijk_to_ras()))  # np.stack copied
 
 
+def foreground_box(images: Sequence[sitk.Image], margin_mm: float = CROP_MARGIN_MM, *, what: str = "image"
+                   ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(index, size) in i, j, k of the box holding every image's nonzero voxels grown by ``margin_mm``.
+
+    Cropping the native-resolution input to this box *before* any resampling is the largest
+    saving of the pipeline: a BraTS volume is about half background (measured on the
+    240×240×155 benchmark case: the preprocessing and resampling back took longer than the
+    network's sliding windows before this crop).
+    """
+    sizes = {image.GetSize() for image in images}
+    if len(sizes) != 1:
+        raise ValueError(f"{what}: the images are not on one voxel grid (sizes {sorted(sizes)}); "
+                         "register the timepoint first")
+    nonzero = np.zeros(images[0].GetSize()[::-1], bool)
+    for image in images:
+        nonzero |= sitk.GetArrayViewFromImage(image) != 0
+    if not nonzero.any():
+        raise ValueError(f"{what}: the image is empty (all voxels are zero); is this a brain scan?")
+    margin = np.ceil(margin_mm / np.asarray(images[0].GetSpacing())).astype(int)  # i, j, k
+    low, high = [], []
+    for axis_kji in range(3):
+        present = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis_kji)))
+        low.append(present[0])
+        high.append(present[-1] + 1)
+    low = np.maximum(np.asarray(low[::-1]) - margin, 0)
+    high = np.minimum(np.asarray(high[::-1]) + margin, np.asarray(images[0].GetSize()))
+    return tuple(int(v) for v in low), tuple(int(v) for v in high - low)
+
+
 def meta_tensor_geometry(tensor: MetaTensor) -> ImageGeometry:
     """The voxel grid (LPS) of a channel-first MetaTensor from its RAS affine."""
     affine = np.asarray(tensor.affine, dtype=float)
