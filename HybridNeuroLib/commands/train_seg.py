@@ -4,8 +4,9 @@
     $ hybridneuro train-seg cohort --out my-model --epochs 20
     $ hybridneuro train-seg cohort --out my-model --epochs 30 --resume      # continue after epoch 20
 
-DATA is a folder holding study folders (any depth); every timepoint with a ``seg`` image is a
-case. OUT becomes a model folder (``model.pt`` + ``model.json``, the best validation epoch) with
+DATA is a folder holding study folders (any depth; every timepoint with a ``seg`` image is a
+case) or BraTS case folders (``BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n.nii.gz`` … ``-seg``,
+or the BraTS 2021 names; see ``HybridNeuroLib.segment.brats``), or both. OUT becomes a model folder (``model.pt`` + ``model.json``, the best validation epoch) with
 ``checkpoint.pt`` for ``--resume``. See ``HybridNeuroLib.segment.training``.
 """
 
@@ -19,7 +20,7 @@ from HybridNeuroLib.progress import Progress
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train-seg", help="train a lesion segmentation network on study folders",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("data", help="folder of study folders (timepoints with seg images are the cases)")
+    parser.add_argument("data", help="folder of study folders and/or BraTS-layout case folders")
     parser.add_argument("--out", required=True, help="output model folder")
     parser.add_argument("--epochs", type=int, default=15, help="epochs (default 15)")
     parser.add_argument("--steps-per-epoch", type=int, default=80, help="training steps per epoch (default 80)")
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from HybridNeuroLib.device import pick_device
-    from HybridNeuroLib.segment.training import TrainConfig, find_study_folders, study_cases, train_segmentation
+    from HybridNeuroLib.segment.training import TrainConfig, collect_cases, train_segmentation
 
     for name in ("epochs", "steps_per_epoch", "batch_size", "roi"):
         if getattr(args, name) < 1:
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(contrasts=tuple(args.contrasts), spacing_mm=(args.spacing_mm,) * 3, roi_size=(args.roi,) * 3,
                          channels=tuple(args.channels), epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
-    cases = study_cases(find_study_folders(args.data), config.contrasts)
+    cases = collect_cases(args.data, config.contrasts)
     device = pick_device(force_cpu=args.cpu)
     print(f"train-seg: {len(cases)} cases, device {device}")
     with Progress("train-seg", total=config.epochs * config.steps_per_epoch, unit="step") as progress:

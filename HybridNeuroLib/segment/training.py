@@ -106,6 +106,20 @@ def find_study_folders(root: str | Path) -> list[Path]:
     return folders
 
 
+def collect_cases(root: str | Path, contrasts: Sequence[str]) -> list[Case]:
+    """Every case under ``root``: labelled timepoints of study folders and BraTS-layout case folders."""
+    from HybridNeuroLib.segment.brats import brats_cases, find_brats_cases
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data folder {root} does not exist")
+    studies = sorted(path.parent for path in root.rglob("study.json"))
+    brats = [folder for folder in find_brats_cases(root) if not any(s in folder.parents for s in studies)]
+    if not studies and not brats:
+        raise ValueError(f"no study folder (study.json) and no BraTS case folder (…-seg.nii.gz) under {root}")
+    return (study_cases(studies, contrasts) if studies else []) + brats_cases(brats, contrasts)
+
+
 def _prepared(case: Case, config: TrainConfig) -> dict:
     from HybridNeuroLib.segment.preprocess import preprocess, to_meta_tensor
 
