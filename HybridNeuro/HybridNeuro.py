@@ -2,7 +2,8 @@
 
     >>> import HybridNeuro                                  # in Slicer's Python console
     >>> logic = HybridNeuro.HybridNeuroLogic()              # no widget needed
-    >>> density, lesion = logic.createDemoOverlay(slicer.util.getNode("MRHead"))
+    >>> volumes = logic.loadSampleCase()
+    >>> forecast = logic.predict([180], fitted=logic.fitModel(logic.segmentLesions(volumes)))
 
 This file only registers the module. Its parts live in ``HybridNeuroModule`` (logic,
 widget, dependency installer, self-test) and are re-exported here under the names

@@ -17,7 +17,8 @@ import sys
 from HybridNeuroLib import __version__
 from HybridNeuroLib.progress import Progress
 
-COMMAND_MODULES = ("demo", "simulate", "synth", "fit", "predict", "segment", "train_seg", "train_hybrid")
+COMMAND_MODULES = ("demo", "simulate", "synth", "fit", "predict", "treat", "run", "segment", "train_seg",
+                   "train_hybrid")
 
 
 def build_parser() -> argparse.ArgumentParser:

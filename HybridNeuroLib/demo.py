@@ -31,18 +31,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib import __version__
 from HybridNeuroLib.fit import FitSettings, fit_study, predict
 from HybridNeuroLib.fit.study_fit import study_grid
-from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.outputs import day_image_paths, prepare_output_folder, probability_path, write_image
 from HybridNeuroLib.physics import GrowthParameters, TissueMaps, simulate
 from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
+from HybridNeuroLib.report.scene import write_forecast_scene
 from HybridNeuroLib.study import read_study
 
 REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME = ("report.json", "forecast_overlay.png",
@@ -155,7 +154,8 @@ def run_demo(out, settings: DemoSettings = DemoSettings(), *, overwrite: bool = 
         observed=references, bands={"personalised forecast": ([row["fitted_ml_range"][0] for row in rows],
                                                               [row["fitted_ml_range"][1] for row in rows])},
         title=f"{study.subject}: whole-lesion volume"))
-    files.append(_write_scene(out / SCENE_NAME, study, scan, days, forecast.density, forecast.labels, overwrite))
+    files.append(write_forecast_scene(out / SCENE_NAME, study.subject, scan, days, forecast.density,
+                                      forecast.labels, observed=observed, overwrite=overwrite))
 
     report = {
         "software": {"name": "hybridneuro", "version": __version__},
@@ -181,16 +181,3 @@ def _truth_labels(study_folder: Path, days) -> dict[float, sitk.Image]:
             truth[float(day)] = sitk.ReadImage(str(path))
     return truth
 
-
-def _write_scene(path: Path, study, scan, days, density, labels, overwrite: bool) -> Path:
-    # the MRML bridge is imported here: the rest of the demo needs no Slicer libraries
-    from HybridNeuroLib.mrml import create_headless_scene, labels_to_segmentation, save_scene_bundle
-    from HybridNeuroLib.mrml.forecast import add_forecast
-
-    context = create_headless_scene()
-    nodes = add_forecast(context.scene, study.subject, scan, days, density, labels)
-    for tp in study.timepoints:
-        if tp.seg is not None:
-            labels_to_segmentation(tp.seg, context.scene, f"{study.subject} observed lesion day {tp.day:g}",
-                                   reference=nodes.scan)
-    return save_scene_bundle(context.scene, path, overwrite=overwrite)

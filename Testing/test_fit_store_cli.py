@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from HybridNeuroLib import __version__
 from HybridNeuroLib.cli import main
 from HybridNeuroLib.fit import FitResult, FitSettings, fit_growth
 from HybridNeuroLib.geometry import ImageGeometry
+from HybridNeuroLib.hybrid import load_model
 from HybridNeuroLib.study import Study, Timepoint, write_study
 
 
@@ -77,6 +79,19 @@ def test_fit_and_predict_commands_write_the_promised_files(small, tmp_path, caps
     report = json.loads((out / "forecast.json").read_text())
     assert report["volumes"][0]["day"] == 120.0 and report["members"] == 3
     assert sorted(p.relative_to(study) for p in study.rglob("*")) == before  # the study is untouched
+    # the checkpoint loads as the physics model holding the same fit as params.json
+    model = load_model(fit_dir, expected="physics")
+    assert model.result.to_dict() == FitResult.load(fit_dir).to_dict()
+    # a fit folder of an older version (params.json only) still predicts, the same forecast
+    legacy = tmp_path / "legacy-fit"
+    shutil.copytree(fit_dir, legacy)
+    (legacy / "model.json").unlink()
+    (legacy / "tensors.pt").unlink()
+    assert main(["predict", str(legacy), "--out", str(tmp_path / "legacy-forecast")]) == 0
+    for stem in ("seg", "density", "probability"):
+        again, first = (sitk.ReadImage(str(folder / f"{stem}_day120.nii.gz"))
+                        for folder in (tmp_path / "legacy-forecast", out))
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(again), sitk.GetArrayFromImage(first))
 
     capsys.readouterr()
     assert main(args) == 2 and "exists" in capsys.readouterr().err                        # no silent overwrite

@@ -181,7 +181,7 @@ def test_loading_the_module_imports_no_first_use_package():
             source = source_of(imported)
             if source is not None:
                 pending.append((imported, source))
-    assert "HybridNeuroModule.Widget" in reached and "HybridNeuroLib.requirements" in reached  # the walk works
+    assert "HybridNeuroModule.Widget" in reached and "HybridNeuroLib.labels" in reached  # the walk works
     offenders = sorted(name for name in reached if name.split(".")[0] in FIRST_USE_PACKAGES)
     assert not offenders, f"imported when Slicer loads the module, before the user agreed to install: {offenders}"
 
@@ -392,6 +392,7 @@ def module_with_stubs(monkeypatch, mrml):
         module.__dict__.update(attributes)
         monkeypatch.setitem(sys.modules, f"slicer.{name}", module)
         monkeypatch.setattr(slicer, name, module, raising=False)
+    monkeypatch.setitem(sys.modules, "qt", types.ModuleType("qt"))  # the widget is imported, never built
     monkeypatch.syspath_prepend(str(MODULE_DIR))
     import HybridNeuro
 
@@ -408,6 +409,12 @@ def forget_module_code() -> None:
 def test_self_test_passes_on_a_headless_scene(module_with_stubs):
     # the same test ctest runs inside Slicer, here on a slicer-core scene with three slice views
     module_with_stubs.HybridNeuroTest().test_createDemoOverlay()
+
+
+def test_self_test_of_the_workflow_inputs_passes_on_a_headless_scene(module_with_stubs):
+    test = module_with_stubs.HybridNeuroTest()
+    test.setUp()
+    test.test_workflowInputsAreChecked()
 
 
 def test_logic_is_usable_without_the_widget(module_with_stubs, mrml):

@@ -60,3 +60,24 @@ def test_lesion_volumes_in_millilitres():
 def test_volume_curve_is_written(tmp_path):
     path = volume_curve_figure([0, 30, 60], {"whole lesion": [1, 2, 4]}, tmp_path / "v.png")
     assert matplotlib.image.imread(path).shape[0] > 100
+
+
+def test_scenario_figure_outlines_each_scenarios_lesion(tmp_path):
+    from HybridNeuroLib.labels import BRATS_LABELS
+    from HybridNeuroLib.report.scenario_figure import scenario_figure
+
+    scan, _, labels = _images(True)
+    empty = sitk.Image(labels)
+    empty = sitk.Multiply(empty, 0)
+    rows = {name: [{"day": 0, "whole_ml": 1.0, "cells_ml": 1.0}, {"day": 60, "whole_ml": ml, "cells_ml": ml}]
+            for name, ml in (("untreated", 2.0), ("RT", 0.0))}
+    edema = np.array(next(label.color_rgb for label in BRATS_LABELS if label.value == 2))
+
+    def edema_pixels(images) -> int:
+        rgb = matplotlib.image.imread(scenario_figure(scan, rows, images, tmp_path / "s.png"))[..., :3]
+        return int((np.abs(rgb - edema).max(axis=-1) < 0.08).sum())
+
+    assert edema_pixels({"untreated": labels, "RT": empty}) > 20
+    assert edema_pixels({"untreated": empty, "RT": empty}) == 0
+    with pytest.raises(ValueError, match="every scenario"):
+        scenario_figure(scan, rows, {"surgery": labels}, tmp_path / "x.png")

@@ -4,7 +4,10 @@
     >>> HybridNeuro.HybridNeuroTest().runTest()
 
 It needs no download and no torch: it builds a small oblique, anisotropic volume in the
-scene and checks what the logic's demo overlay adds, and that the input is left untouched.
+scene and checks what the logic's demo overlay adds, and that the input is left untouched;
+and that the workflow's inputs are checked before any work (volumes without a day, days
+out of order). The workflow itself (segment, fit, predict in background processes) is
+tested headless by ``Testing/test_module_logic.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class HybridNeuroTest(ScriptedLoadableModuleTest):
     def runTest(self) -> None:
         self.setUp()
         self.test_createDemoOverlay()
+        self.setUp()
+        self.test_workflowInputsAreChecked()
 
     @staticmethod
     def _syntheticVolume() -> slicer.vtkMRMLScalarVolumeNode:
@@ -84,6 +89,28 @@ class HybridNeuroTest(ScriptedLoadableModuleTest):
         np.testing.assert_array_equal(slicer.util.arrayFromVTKMatrix(_ijkToRas(inputVolume)), inputMatrix)
         self.assertEqual(inputVolume.GetName(), "HybridNeuroTest input")
 
+        self.delayDisplay("Test passed")
+
+
+    def test_workflowInputsAreChecked(self) -> None:
+        from HybridNeuroLib.mrml.study_nodes import StudyInputError
+
+        self.delayDisplay("Checking the workflow's inputs")
+        logic = HybridNeuroLogic()
+        with self.assertRaisesRegex(StudyInputError, "no volumes"):
+            logic.segmentLesions()
+        first, second = self._syntheticVolume(), self._syntheticVolume()
+        first.SetName("FLAIR visit 1")
+        second.SetName("FLAIR visit 2")
+        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        with self.assertRaisesRegex(StudyInputError, "'FLAIR visit 1' has no day"):
+            logic.segmentLesions([first, second])
+        first.SetAttribute("HybridNeuro.day", "60")
+        second.SetAttribute("HybridNeuro.day", "0")
+        with self.assertRaisesRegex(StudyInputError, "days out of order"):
+            logic.segmentLesions([first, second])
+        self.assertEqual([tp.day for tp in logic.timepoints()], [0.0, 60.0])  # the scene: ordered by day
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
         self.delayDisplay("Test passed")
 
 

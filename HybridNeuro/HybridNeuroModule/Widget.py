@@ -1,14 +1,17 @@
 """The HybridNeuro panel: a thin view over ``HybridNeuroLogic`` and the parameter node.
 
     >>> widget = slicer.modules.HybridNeuroWidget        # the panel Slicer created
-    >>> widget.ui.createDemoOverlayButton.click()
+    >>> widget.ui.loadSampleButton.click()                # then Segment lesions, Fit model, Predict
 
 The layout is ``Resources/UI/HybridNeuro.ui``; each widget bound to a parameter carries a
-``SlicerParameterName`` property naming a field of ``HybridNeuroParameterNode``.
+``SlicerParameterName`` property naming a field of ``HybridNeuroParameterNode``. Steps run
+in a background process (``HybridNeuroLogic`` with ``blocking=False``), polled by a timer
+that drives the progress bar and log; Cancel stops the process and nothing is added.
 """
 
 from __future__ import annotations
 
+import qt
 import vtk
 
 import slicer
@@ -16,11 +19,14 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from .Logic import HybridNeuroLogic, HybridNeuroParameterNode
+from .Logic import HybridNeuroLogic, HybridNeuroParameterNode, modelNames
+
+VOLUME_COLUMN, CONTRAST_COLUMN, DAY_COLUMN = 0, 1, 2
+POLL_INTERVAL_MS = 200
 
 
 class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Module panel: input volume, demo lesion, dependency installer."""
+    """Module panel: inputs with days, the steps, progress/log/cancel, demo lesion, dependency installer."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -28,6 +34,11 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic: HybridNeuroLogic | None = None
         self._parameterNode: HybridNeuroParameterNode | None = None
         self._parameterNodeGuiTag = None
+        self._step = None            # the running StepJob
+        self._dayEdits: dict[str, str] = {}  # volume node ID → day typed by the user (nodes are never modified)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self.pollStep)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -37,29 +48,49 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)  # reaches the node selectors via the .ui's connections
         self.logic = HybridNeuroLogic()
 
+        self.ui.inputsTableWidget.setHorizontalHeaderLabels([_("Volume"), _("Contrast"), _("Day")])
+        self.ui.inputsTableWidget.horizontalHeader().setStretchLastSection(True)
+        self.ui.modelComboBox.addItems(modelNames())  # imports torch if present: only "physics" without it
+
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
+        self.ui.refreshInputsButton.connect("clicked(bool)", self.refreshInputs)
+        self.ui.inputsTableWidget.connect("cellChanged(int,int)", self.onCellChanged)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
+        self.ui.fitButton.connect("clicked(bool)", self.onFit)
+        self.ui.predictButton.connect("clicked(bool)", self.onPredict)
+        self.ui.treatButton.connect("clicked(bool)", self.onTreat)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.modelComboBox.connect("currentTextChanged(QString)", self.onModelChanged)
         self.ui.createDemoOverlayButton.connect("clicked(bool)", self.onCreateDemoOverlay)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
 
         self.initializeParameterNode()
         self.updateDependencyStatus()
+        self.refreshInputs()
 
     def cleanup(self) -> None:
+        self.onCancel()
+        self._timer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self.refreshInputs()
 
     def exit(self) -> None:
         self.setParameterNode(None)  # stop updating a hidden panel
 
     def onSceneStartClose(self, caller, event) -> None:
+        self.onCancel()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
+        self._dayEdits.clear()
         if self.parent.isEntered:
             self.initializeParameterNode()
+            self.refreshInputs()
 
     # -- parameter node ------------------------------------------------------------
     def initializeParameterNode(self) -> None:
@@ -68,6 +99,8 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if firstVolume:
                 self._parameterNode.inputVolume = firstVolume
+        index = self.ui.modelComboBox.findText(self._parameterNode.model)
+        self.ui.modelComboBox.setCurrentIndex(max(index, 0))
 
     def setParameterNode(self, parameterNode: HybridNeuroParameterNode | None) -> None:
         if self._parameterNode:
@@ -81,12 +114,22 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
             self.updateButtons()
 
+    def onModelChanged(self, text: str) -> None:
+        if self._parameterNode and text:
+            self._parameterNode.model = text
+
     def updateButtons(self, caller=None, event=None) -> None:
+        running = self._step is not None
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
-        self.ui.createDemoOverlayButton.enabled = hasInput
+        self.ui.createDemoOverlayButton.enabled = hasInput and not running
         self.ui.createDemoOverlayButton.toolTip = (
             _("Add a demo tumor-cell density and lesion segmentation centred in the input volume")
             if hasInput else _("Select an input volume first"))
+        for button in (self.ui.loadSampleButton, self.ui.segmentButton, self.ui.fitButton):
+            button.enabled = not running
+        for button in (self.ui.predictButton, self.ui.treatButton):
+            button.enabled = not running and self.logic.lastFit is not None
+        self.ui.cancelButton.enabled = running
 
     def updateDependencyStatus(self) -> None:
         versions = self.logic.dependencyVersions()
@@ -94,7 +137,135 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             f"{name} {version}" if version else _("{name} missing").format(name=name)
             for name, version in versions.items())
 
-    # -- actions -----------------------------------------------------------------
+    # -- inputs table ----------------------------------------------------------------
+    def refreshInputs(self) -> None:
+        from HybridNeuroLib.mrml import study_nodes
+
+        volumes = study_nodes.scene_volumes(slicer.mrmlScene)
+        days = self.logic.volumeDays(volumes)
+        table = self.ui.inputsTableWidget
+        wasBlocked = table.blockSignals(True)
+        table.setRowCount(len(volumes))
+        for row, node in enumerate(volumes):
+            nameItem = qt.QTableWidgetItem(node.GetName())
+            nameItem.setData(qt.Qt.UserRole, node.GetID())
+            nameItem.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+            table.setItem(row, VOLUME_COLUMN, nameItem)
+            table.setItem(row, CONTRAST_COLUMN, qt.QTableWidgetItem(study_nodes.contrast_of(node) or ""))
+            day = self._dayEdits.get(node.GetID(), "" if days[node.GetID()] is None else f"{days[node.GetID()]:g}")
+            table.setItem(row, DAY_COLUMN, qt.QTableWidgetItem(day))
+        table.blockSignals(wasBlocked)
+
+    def onCellChanged(self, row: int, column: int) -> None:
+        if column == DAY_COLUMN:
+            nodeID = self.ui.inputsTableWidget.item(row, VOLUME_COLUMN).data(qt.Qt.UserRole)
+            self._dayEdits[nodeID] = self.ui.inputsTableWidget.item(row, DAY_COLUMN).text().strip()
+
+    def tableVolumes(self) -> dict[float, dict]:
+        """{day: {contrast: volume}} from the table; raises ValueError naming every row without a usable day."""
+        table, volumes, problems = self.ui.inputsTableWidget, {}, []
+        for row in range(table.rowCount):
+            node = slicer.mrmlScene.GetNodeByID(table.item(row, VOLUME_COLUMN).data(qt.Qt.UserRole))
+            if node is None:
+                continue  # deleted since the last refresh
+            dayText = table.item(row, DAY_COLUMN).text().strip()
+            try:
+                day = float(dayText)
+            except ValueError:
+                problems.append(_("'{name}': enter its day (days since the first scan)").format(name=node.GetName()))
+                continue
+            contrast = table.item(row, CONTRAST_COLUMN).text().strip() or None
+            volumes.setdefault(day, {})[contrast] = node
+        if problems:
+            raise ValueError("\n".join(problems))
+        return volumes
+
+    # -- steps -----------------------------------------------------------------------
+    def onLoadSample(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the sample case."), waitCursor=True):
+            self.logic.loadSampleCase()
+            self.refreshInputs()
+
+    def onSegment(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot segment the lesions."), waitCursor=True):
+            self.startStep(self.logic.segmentLesions(
+                self.tableVolumes(), patient=self._parameterNode.patientName or None,
+                tta=self._parameterNode.segmentationTta, forceCpu=self._parameterNode.forceCpu, **self._callbacks()))
+
+    def onFit(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Cannot fit the model."), waitCursor=True):
+            self.startStep(self.logic.fitModel(
+                None, volumes=self.tableVolumes(), model=p.model, patient=p.patientName or None, voxelMm=p.fitVoxelMm,
+                iterations=p.fitIterations, members=p.fitMembers, forceCpu=p.forceCpu, **self._callbacks()))
+
+    def predictDays(self) -> list[float]:
+        try:
+            return [float(word) for word in self._parameterNode.predictDays.replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(_("Predict days must be numbers separated by spaces, e.g. 180 240")) from None
+
+    def onPredict(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot predict."), waitCursor=True):
+            self.startStep(self.logic.predict(self.predictDays(), forceCpu=self._parameterNode.forceCpu,
+                                              **self._callbacks()))
+
+    def onTreat(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot compare treatment scenarios."), waitCursor=True):
+            self.startStep(self.logic.treatmentScenarios(self.predictDays(), forceCpu=self._parameterNode.forceCpu,
+                                                         **self._callbacks()))
+
+    def _callbacks(self) -> dict:
+        return {"onProgress": self.onProgress, "onLog": self.appendLog, "blocking": False}
+
+    def startStep(self, step) -> None:
+        self._step = step
+        self.ui.progressBar.value = 0
+        self.ui.statusLabel.text = _("{step}: running…").format(step=step.step)
+        self.appendLog(f"--- {step.step}")
+        self.updateButtons()
+        self._timer.start()
+
+    def pollStep(self) -> None:
+        if self._step is None:
+            self._timer.stop()
+            return
+        step = self._step
+        try:
+            result = step.poll()
+        except Exception as error:  # HybridNeuroError: failed or cancelled, the scene is unchanged
+            self._endStep()
+            self.ui.statusLabel.text = str(error).splitlines()[0]
+            self.appendLog(str(error))
+            if not step.job.cancelled:
+                slicer.util.errorDisplay(str(error), windowTitle=_("HybridNeuro"))
+            return
+        if not step.done:
+            return
+        self._endStep()
+        self.ui.progressBar.value = 100
+        self.ui.statusLabel.text = _("{step}: done.").format(step=step.step)
+        if step.step == "fit":
+            self.ui.statusLabel.text += " " + _("Parameters in table '{name}'.").format(name=result.table.GetName())
+
+    def _endStep(self) -> None:
+        self._timer.stop()
+        self._step = None
+        self.updateButtons()
+
+    def onProgress(self, step: str, fraction: float) -> None:
+        self.ui.progressBar.value = int(round(100 * fraction))
+        self.ui.statusLabel.text = _("{step}: {percent}%").format(step=step, percent=int(round(100 * fraction)))
+
+    def appendLog(self, line: str) -> None:
+        self.ui.logTextEdit.appendPlainText(line)
+
+    def onCancel(self) -> None:
+        if self._step is not None:
+            self.appendLog(_("Cancelling…"))
+            self._step.cancel()  # the next poll reports it and removes the partial output
+
+    # -- demo and dependencies -----------------------------------------------------------
     def onCreateDemoOverlay(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to create the demo overlay."), waitCursor=True):
             self.logic.createDemoOverlay(self._parameterNode.inputVolume, self._parameterNode.lesionRadiusMm)

@@ -5,11 +5,13 @@
     2.0
 
 One job per module: ``settings`` (bounds, optimiser, ensemble), ``observations`` (checks and
-the fitting grid), ``initialise`` (starts from radial speed and front width), ``objective``
-(soft Dice through the differentiable solver), ``optimize`` (Adam on bounded
-log-parameters), ``ensemble`` (uncertainty), ``fitting`` (the one-call fit), ``result``
-(``params.json``), ``predict`` (density, labels and probability maps on any grid),
-``scenarios`` (treatment what-ifs on a fitted patient), ``study_fit`` (study folders).
+the fitting grid), ``initialise`` (starts from radial speed and front width, onset dating),
+``objective`` (margin or soft-Dice loss through the differentiable solver), ``optimize`` (Adam
+on bounded log-parameters), ``cmaes_fit`` (derivative-free CMA-ES on the same parameters),
+``refine`` (the chosen optimiser behind one call), ``ensemble`` (uncertainty), ``fitting``
+(the one-call fit), ``result`` (``params.json``), ``predict`` (density, labels and probability
+maps on any grid), ``scenarios`` (treatment what-ifs on a fitted patient), ``target``
+(PREDICT-GBM radiotherapy targets and their coverage), ``study_fit`` (study folders).
 """
 
 from HybridNeuroLib.fit.fitting import fit_growth

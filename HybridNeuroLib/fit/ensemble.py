@@ -11,7 +11,8 @@ Each member m (random numbers from ``numpy.random.default_rng([settings.seed, m]
   δ > 0) — the rater/segmentation variability that limits what the data say; the perturbed
   mask is the partial-volume fraction 0.5 − (signed distance − δ)/h, clipped to [0, 1];
 - weights the timepoints by a Bayesian bootstrap (n × Dirichlet(1, …, 1));
-- refits from the best fit (warm start, ``member_iterations`` Adam steps).
+- refits from the best fit (warm start: ``member_iterations`` Adam steps, or a quarter of the
+  CMA-ES budget, :mod:`.refine`).
 
 Parameter intervals are the range over the best fit and the members; per-day probability maps
 (fraction of members whose lesion covers a voxel) come from :mod:`HybridNeuroLib.fit.predict`.
@@ -26,7 +27,8 @@ from scipy import ndimage
 
 from HybridNeuroLib.fit.objective import Objective
 from HybridNeuroLib.fit.observations import FitData
-from HybridNeuroLib.fit.optimize import GrowthFit, descend
+from HybridNeuroLib.fit.optimize import GrowthFit
+from HybridNeuroLib.fit.refine import refine
 from HybridNeuroLib.fit.settings import FitSettings
 
 
@@ -57,9 +59,8 @@ def ensemble_members(objective: Objective, data: FitData, best: GrowthFit, setti
         weights = rng.dirichlet(np.ones(len(data.observations))) * len(data.observations)
         objective.set_targets([shifted_mask(o.whole, s, spacing) for o, s in zip(data.observations, shifts)],
                               [shifted_mask(o.core, s, spacing) for o, s in zip(data.observations, shifts)])
-        member = descend(objective, best, settings, iterations=settings.member_iterations,
-                         learning_rate=settings.learning_rate / 2, fit_growth=fit_growth, weights=weights,
-                         on_iteration=on_iteration)
+        member = refine(objective, best, settings, random_seed=int(rng.integers(2 ** 31)), member=True,
+                        fit_growth=fit_growth, weights=weights, on_step=on_iteration)
         if np.isfinite(member.loss):
             members.append(member)
     objective.set_targets([o.whole for o in data.observations], [o.core for o in data.observations])

@@ -18,10 +18,13 @@
 
 Steps: check and resample the observations (:mod:`.observations`); seed at the first lesion's
 centre with its visible volume matched (:func:`HybridNeuroLib.physics.initial.lesion_seed`); starting
-(D_w, ρ) from the observed radial speed and front width (:mod:`.initialise`); Adam from each
-start (:mod:`.optimize`), keeping the lowest loss; then the uncertainty ensemble
+(D_w, ρ) from the observed radial speed and front width (:mod:`.initialise`); Adam
+(:mod:`.optimize`) or CMA-ES (:mod:`.cmaes_fit`, ``settings.optimizer``) from each start,
+keeping the lowest loss; then the uncertainty ensemble
 (:mod:`.ensemble`). With one timepoint only the seed is fitted, D_w and ρ stay at the
-population priors, and a warning says that growth speed is not identifiable.
+population priors, and a warning says that growth speed is not identifiable. With
+``settings.fit_onset`` the starts are a small seed (``onset_seed_radius_mm``) grown for a fitted
+onset before the first timepoint, instead of a Gaussian at the first timepoint.
 Deterministic for a fixed ``settings.seed`` (CPU).
 """
 
@@ -36,10 +39,11 @@ import SimpleITK as sitk
 import torch
 
 from HybridNeuroLib.fit.ensemble import ensemble_members
-from HybridNeuroLib.fit.initialise import starting_points
+from HybridNeuroLib.fit.initialise import onset_days, starting_points
 from HybridNeuroLib.fit.objective import Objective
 from HybridNeuroLib.fit.observations import prepare_observations
-from HybridNeuroLib.fit.optimize import GrowthFit, descend
+from HybridNeuroLib.fit.optimize import GrowthFit
+from HybridNeuroLib.fit.refine import refine, steps
 from HybridNeuroLib.fit.result import FitResult
 from HybridNeuroLib.fit.settings import FitSettings
 from HybridNeuroLib.physics import TissueMaps
@@ -77,17 +81,23 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
     except ValueError as error:
         raise ValueError(f"lesion labels of day {data.first_day:g}: the lesion's centre is not in the brain "
                          f"tissue domain ({error})") from None
-    points = [GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
-              for dw, rho in starting_points(data, settings)] + list(extra_starts)
-    total = len(points) * settings.iterations + settings.members * settings.member_iterations
+    if settings.fit_onset and identifiable:  # a small seed, dated from the first lesion's size
+        radius = min(settings.onset_seed_radius_mm, seed.radius_mm)
+        points = [GrowthFit(dw, rho, seed.centre_ras_mm, radius, math.nan,
+                            onset_days=onset_days(data, settings, dw, rho, radius))
+                  for dw, rho in starting_points(data, settings)]
+    else:
+        points = [GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
+                  for dw, rho in starting_points(data, settings)]
+    points += list(extra_starts)
+    total = len(points) * steps(settings) + settings.members * steps(settings, member=True)
     with Progress("fit", total=total, enabled=progress, callback=progress_callback, unit="it") as bar:
         starts = []
         for n, start in enumerate(points):
             log(f"start {n + 1}/{len(points)}: D_w = {start.dw_mm2_per_day:.3g} mm²/day, "
                 f"ρ = {start.rho_per_day:.3g} /day")
-            starts.append(descend(objective, start, settings, iterations=settings.iterations,
-                                  learning_rate=settings.learning_rate, fit_growth=identifiable,
-                                  on_iteration=bar.advance))
+            starts.append(refine(objective, start, settings, random_seed=settings.seed * 1000 + n,
+                                 fit_growth=identifiable, on_step=bar.advance))
         good = [s for s in starts if math.isfinite(s.loss)]
         if not good:
             raise ValueError("fit diverged: every start stopped before a finite loss "
@@ -98,8 +108,10 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
                                    on_iteration=bar.advance) if settings.members else []
     for note in notes[1 if not identifiable else 0:]:
         log(note)
-    messages = (f"best of {len(starts)} start(s): loss {best.loss:.4f}, D_w = {best.dw_mm2_per_day:.4g} mm²/day, "
-                f"ρ = {best.rho_per_day:.4g} /day, front speed {best.front_speed_mm_per_day:.4g} mm/day",)
+    messages = (f"best of {len(starts)} start(s) ({settings.optimizer}): loss {best.loss:.4f}, "
+                f"D_w = {best.dw_mm2_per_day:.4g} mm²/day, ρ = {best.rho_per_day:.4g} /day, "
+                f"front speed {best.front_speed_mm_per_day:.4g} mm/day"
+                + (f", onset {best.onset_days:.4g} days before day {data.first_day:g}" if best.onset_days else ""),)
     return FitResult(best, tuple(members), settings, tuple(data.first_day + o.day for o in data.observations),
                      data.first_day, tuple(starts), identifiable, tuple(notes), messages,
                      time.perf_counter() - started)

@@ -12,7 +12,8 @@ days; ℓ is estimated from the gap between the whole-tumour (u ≥ θ_FLAIR) an
 profile u = (1 + e^{ξ/√6})^−2, ξ in units of ℓ) the gap between u = 0.25 and u = 0.65 is
 ≈ 3.5 ℓ. Without a core, ℓ comes from the population priors. Multi-start points spread ℓ by
 factors e^{−1}…e^{+1} along the curve D·ρ = (v/2)², the direction that whole-tumour growth
-alone cannot pin down; a random jitter (from the fit's seed) breaks ties.
+alone cannot pin down; a random jitter (from the fit's seed) breaks ties. With an onset to
+fit, :func:`onset_days` dates a small seed from the first lesion's size and the front speed.
 """
 
 from __future__ import annotations
@@ -65,3 +66,16 @@ def starting_points(data: FitData, settings: FitSettings) -> list[tuple[float, f
         points.append((float(np.clip(dw, *settings.dw_bounds_mm2_per_day)),
                        float(np.clip(rho, *settings.rho_bounds_per_day))))
     return points
+
+
+def onset_days(data: FitData, settings: FitSettings, dw_mm2_per_day: float, rho_per_day: float,
+               seed_radius_mm: float) -> float:
+    """Days a seed of ``seed_radius_mm`` needs to grow to the first lesion's size at front speed 2√(D_w ρ).
+
+    The seed is visible (u ≥ θ_FLAIR) out to R·√(log₂(1/θ)); the rest of the first lesion's
+    equivalent radius is covered at the front speed (clipped to the onset bounds).
+    """
+    visible_mm = seed_radius_mm * math.sqrt(math.log2(1.0 / settings.thresholds.edema_flair))
+    gap_mm = equivalent_radius_mm(data.observations[0].volume_ml) - visible_mm
+    days = max(gap_mm, 0.0) / (2.0 * math.sqrt(dw_mm2_per_day * rho_per_day))
+    return float(np.clip(days, *settings.onset_bounds_days))

@@ -10,7 +10,8 @@
 
 For parameters (D_w, ρ, seed centre c, seed radius R) the model density u(t) starts from the
 seed u₀ = 2^(−|x − c|²/R²) (the physics' seed family, here differentiable in R too) at the
-first timepoint and is solved to every later observed day through the differentiable solver
+first timepoint (or, with an onset T, from that seed grown for T days by the same model) and
+is solved to every later observed day through the differentiable solver
 (:class:`HybridNeuroLib.physics.GrowthProblem`). At each timepoint the soft whole tumour
 s(u; θ_FLAIR) and soft core s(u; θ_T1Gd), s a sigmoid of width w
 rescaled to be exactly 0 at u = 0 (:func:`soft_visible`), are compared with the observed masks:
@@ -104,9 +105,20 @@ class Objective:
         density = torch.exp2(-squared / radius_mm.to(torch.float64) ** 2).to(torch.float32)
         return density.to(self.problem.device) * self.problem.domain
 
-    def states(self, dw, rho, centre_ras_mm, radius_mm) -> list[torch.Tensor]:
-        """Model densities on the box at every observed day."""
+    def first_state(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None) -> torch.Tensor:
+        """The density at the first timepoint: the seed, grown for ``onset_days`` by the same model.
+
+        Solved as one "day" with D_w·T and ρ·T (the FK equation in time t/T — same steps, same
+        result), which makes the state differentiable in the onset T too.
+        """
         u = self.initial_density(centre_ras_mm, radius_mm)
+        if onset_days is None or float(torch.as_tensor(onset_days).detach()) <= 0:
+            return u
+        return self.problem.solve(u, dw * onset_days, rho * onset_days, [1.0])[0][0]
+
+    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None) -> list[torch.Tensor]:
+        """Model densities on the box at every observed day."""
+        u = self.first_state(dw, rho, centre_ras_mm, radius_mm, onset_days)
         states, previous = [], 0.0
         for day in self.days:
             if day > previous:  # one solve per interval (days may repeat; day 0 is the seed itself)
@@ -120,12 +132,13 @@ class Objective:
             return soft_dice_loss(soft_visible(density, threshold, width), target)
         return margin_loss(density, target, threshold)
 
-    def loss(self, dw, rho, centre_ras_mm, radius_mm, weights: Sequence[float] | None = None) -> torch.Tensor:
+    def loss(self, dw, rho, centre_ras_mm, radius_mm, weights: Sequence[float] | None = None, *,
+             onset_days=None) -> torch.Tensor:
         thresholds, width = self.settings.thresholds, self.settings.soft_label_width
         weights = [1.0] * len(self.days) if weights is None else list(weights)
         total = 0.0
-        for u, whole, core, weight in zip(self.states(dw, rho, centre_ras_mm, radius_mm), self.whole, self.core,
-                                          weights):
+        for u, whole, core, weight in zip(self.states(dw, rho, centre_ras_mm, radius_mm, onset_days), self.whole,
+                                          self.core, weights):
             term = self.term(u, whole, thresholds.edema_flair, width)
             if core is not None:
                 term = term + self.settings.core_weight * self.term(u, core, thresholds.enhancing_t1gd, width)

@@ -13,7 +13,8 @@
     >>> forecast.days, [row["whole_ml"] > 0 for row in forecast.volumes]
     ((40.0, 100.0), [True, True])
 
-Days are study days; the model starts at the fit's ``first_day``. The best fit gives the
+Days are study days; the model starts at the fit's ``first_day`` (from the seed, or from the
+seed grown for the fitted onset: :func:`initial_state`). The best fit gives the
 density and labels; every ensemble member (best included) is solved too, and the
 probability of lesion presence in a voxel is the fraction of them whose whole tumour
 (u ≥ θ_FLAIR) covers it. Volumes come with the ensemble's range. Pass ``grid`` to predict on
@@ -30,9 +31,11 @@ import SimpleITK as sitk
 import torch
 
 from HybridNeuroLib.fit.observations import resample_array
+from HybridNeuroLib.fit.optimize import GrowthFit
 from HybridNeuroLib.fit.result import FitResult
+from HybridNeuroLib.fit.settings import FitSettings
 from HybridNeuroLib.geometry import ImageGeometry
-from HybridNeuroLib.physics import TissueMaps, TreatmentPlan, simulate
+from HybridNeuroLib.physics import Seed, TissueMaps, TreatmentPlan, simulate
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +58,17 @@ def tissue_on_grid(tissue: TissueMaps, grid: ImageGeometry | None) -> TissueMaps
     return TissueMaps(geometry=grid, **maps)
 
 
+def initial_state(member: GrowthFit, settings: FitSettings, tissue: TissueMaps,
+                  device: torch.device | str | None = "cpu") -> Seed | np.ndarray:
+    """The density at the fit's first timepoint on ``tissue``'s grid: the seed, or (onset > 0) the
+    seed grown for ``onset_days`` by the fitted model (an array ``[k, j, i]``)."""
+    if member.onset_days <= 0:
+        return member.seed
+    run = simulate(tissue, member.seed, member.parameters(settings), [member.onset_days], device=device,
+                   progress=False)
+    return sitk.GetArrayFromImage(run.density[0])
+
+
 def predict(fit: FitResult, tissue: TissueMaps, days: Sequence[float], *, grid: ImageGeometry | None = None,
             treatment: TreatmentPlan | None = None, device: torch.device | str | None = "cpu",
             progress: bool = False, progress_callback: Callable[[str, float], None] | None = None) -> Forecast:
@@ -68,7 +82,8 @@ def predict(fit: FitResult, tissue: TissueMaps, days: Sequence[float], *, grid: 
     tissue = tissue_on_grid(tissue, grid)
     thresholds = fit.settings.thresholds
     relative = [day - fit.first_day for day in days]
-    runs = [simulate(tissue, member.seed, member.parameters(fit.settings), relative, thresholds=thresholds,
+    runs = [simulate(tissue, initial_state(member, fit.settings, tissue, device), member.parameters(fit.settings),
+                     relative, thresholds=thresholds,
                      treatment=treatment, device=device, progress=progress, progress_callback=progress_callback)
             for member in fit.ensemble]
     best = runs[0]

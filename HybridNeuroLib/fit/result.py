@@ -12,10 +12,11 @@
     (True, 'params.json')
 
 ``params.json`` holds: ``model``, ``software`` (name, version), ``D_w_mm2_per_day``,
-``rho_per_day``, ``front_speed_mm_per_day``, ``seed`` (centre in RAS mm, radius mm, at
-``first_day``), ``thresholds``, ``intervals`` (ensemble range of each parameter), the
-ensemble ``members``, every start's ``loss_history``, ``settings``, observed days,
-``identifiable`` and the ``warnings``/``messages`` a user must see.
+``rho_per_day``, ``front_speed_mm_per_day``, ``seed`` (centre in RAS mm, radius mm, at study
+``day`` = ``first_day`` − ``onset_days``; onset 0 unless fitted), ``thresholds``,
+``intervals`` (ensemble range of each parameter), the ensemble ``members``, every start's
+``loss_history``, ``settings``, observed days, ``identifiable`` and the
+``warnings``/``messages`` a user must see.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class FitResult:
             "D_w_mm2_per_day": self.best.dw_mm2_per_day, "rho_per_day": self.best.rho_per_day,
             "front_speed_mm_per_day": self.best.front_speed_mm_per_day,
             "seed": {"centre_ras_mm": list(self.best.centre_ras_mm), "radius_mm": self.best.radius_mm,
-                     "peak_density": 1.0, "day": self.first_day},
+                     "peak_density": 1.0, "day": self.first_day - self.best.onset_days,
+                     "onset_days": self.best.onset_days},
             "thresholds": self.settings.thresholds.to_dict(), "intervals": self.intervals(),
             "identifiable": self.identifiable, "warnings": list(self.warnings), "messages": list(self.messages),
             "observed_days": list(self.observed_days), "first_day": self.first_day,

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from HybridNeuroLib.fit.predict import tissue_on_grid
+from HybridNeuroLib.fit.predict import initial_state, tissue_on_grid
 from HybridNeuroLib.fit.result import FitResult
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.physics import Chemotherapy, Radiotherapy, Resection, TissueMaps, TreatmentPlan, simulate
@@ -72,8 +72,9 @@ def compare_scenarios(fit: FitResult, tissue: TissueMaps, scenarios: Mapping[str
     tissue = tissue_on_grid(tissue, grid)
     voxel_ml = tissue.geometry.voxel_volume_mm3 / 1000.0
     outcomes = {}
+    initial = initial_state(fit.best, fit.settings, tissue)
     for name, plan in scenarios.items():
-        run = simulate(tissue, fit.best.seed, fit.best.parameters(fit.settings), relative,
+        run = simulate(tissue, initial, fit.best.parameters(fit.settings), relative,
                        thresholds=fit.settings.thresholds, treatment=plan, progress=False, device="cpu")
         rows = []
         for day, density, labels in zip(days, run.density, run.labels):

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from HybridNeuroLib.labels import ImagingThresholds
 
 LOSSES = ("margin", "soft-dice")
+OPTIMIZERS = ("adam", "cmaes")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class FitSettings:
     members: int = 6                       # ensemble size for intervals and probability maps (0 = none)
     member_iterations: int = 25            # Adam iterations of each ensemble member (warm start)
     boundary_sd_mm: float = 1.0            # segmentation boundary uncertainty simulated by the ensemble
+    optimizer: str = "adam"                # "adam" (gradients through the solver) or "cmaes" (derivative-free)
+    evaluations: int = 600                 # CMA-ES: loss evaluations per start (members get a quarter)
+    cmaes_sigma: float = 0.1               # CMA-ES: initial step in unit-scaled coordinates (see cmaes_fit)
+    fit_onset: bool = False                # also fit how long the seed grew before the first timepoint
+    onset_bounds_days: tuple[float, float] = (1.0, 2000.0)
+    onset_seed_radius_mm: float = 3.0      # with fit_onset: the starting seed's half-maximum radius
 
     def __post_init__(self) -> None:
         positive = {"voxel_mm": self.voxel_mm, "learning_rate": self.learning_rate,
@@ -63,7 +70,14 @@ class FitSettings:
         for name in ("members", "member_iterations"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"fit settings: {name} must be ≥ 0, got {getattr(self, name)!r}")
-        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day"):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"fit settings: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if int(self.evaluations) < 1:
+            raise ValueError(f"fit settings: evaluations must be ≥ 1, got {self.evaluations!r}")
+        for name in ("cmaes_sigma", "onset_seed_radius_mm"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"fit settings: {name} must be a finite number > 0, got {getattr(self, name)!r}")
+        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day", "onset_bounds_days"):
             low, high = getattr(self, name)
             if not (0 < low < high and math.isfinite(high)):
                 raise ValueError(f"fit settings: {name} must be (low, high) with 0 < low < high, got {(low, high)}")
@@ -87,13 +101,14 @@ class FitSettings:
         record = asdict(self)
         record["dw_bounds_mm2_per_day"] = list(self.dw_bounds_mm2_per_day)
         record["rho_bounds_per_day"] = list(self.rho_bounds_per_day)
+        record["onset_bounds_days"] = list(self.onset_bounds_days)
         return record
 
     @classmethod
     def from_dict(cls, record: dict) -> FitSettings:
         record = dict(record)
         record["thresholds"] = ImagingThresholds(**record.get("thresholds", {}))
-        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day"):
+        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day", "onset_bounds_days"):
             if name in record:
                 record[name] = tuple(record[name])
         return cls(**record)

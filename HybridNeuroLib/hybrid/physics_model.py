@@ -18,8 +18,10 @@
 
 Fitting is :func:`HybridNeuroLib.fit.fit_growth` (see there); forecasting is
 :func:`HybridNeuroLib.fit.predict`. One timepoint is accepted (growth speed then comes from the
-population priors, with a warning). The checkpoint holds the fit record (as ``params.json``)
-and the tissue maps it forecasts on.
+population priors, with a warning). ``start_from_encoder=True`` adds the series hybrid's
+encoder estimate (:func:`HybridNeuroLib.hybrid.series.encoder_start`, ≥ 2 timepoints) to the
+fit's starts; the lowest final loss still wins. The checkpoint holds the fit record (as
+``params.json``) and the tissue maps it forecasts on.
 """
 
 from __future__ import annotations
@@ -41,15 +43,22 @@ class PhysicsModel(ForecastModel):
     name = "physics"
     minimum_timepoints = 1
 
-    def __init__(self, settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu"):
-        self.settings, self.device = settings, device
+    def __init__(self, settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu",
+                 start_from_encoder: bool = False):
+        self.settings, self.device, self.start_from_encoder = settings, device, start_from_encoder
         self.result: FitResult | None = None
         self.tissue: TissueMaps | None = None
 
     def _fit(self, tissue: TissueMaps, labels_by_day: LabelsByDay, *, progress: bool,
              log: Callable[[str], None]) -> None:
         self.tissue = tissue
-        self.result = fit_growth(tissue, labels_by_day, self.settings, device=self.device, progress=progress, log=log)
+        extra = []
+        if self.start_from_encoder and len({float(day) for day, _ in labels_by_day}) >= 2:
+            from HybridNeuroLib.hybrid.series import encoder_start  # the network is loaded only when asked for
+
+            extra.append(encoder_start(tissue, labels_by_day))
+        self.result = fit_growth(tissue, labels_by_day, self.settings, device=self.device, progress=progress, log=log,
+                                 extra_starts=extra)
 
     def predict(self, days: Sequence[float], *, grid=None, progress: bool = False):
         if self.result is None:

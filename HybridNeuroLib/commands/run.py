@@ -1,0 +1,68 @@
+"""``hybridneuro run``: the whole pipeline on a study folder — segment, fit, predict, treat, report.
+
+    $ hybridneuro run study --out results                     # physics model, the study's predict_days
+    $ hybridneuro --progress-lines run study --out results --model physics --days 180 240
+
+validates the study (every problem at once), segments timepoints without ``seg`` (the shipped
+default model — trained on synthetic data only — unless ``--segmentation-model``), derives tissue
+maps from the SRI24 atlas when the study has none, fits the model, forecasts the observed and
+predict days, compares treatment scenarios and writes into OUT: ``report.json`` (parameters,
+intervals, volumes per day with ranges, model, settings, inputs, warnings, software version),
+``seg_day<d>`` / ``density_day<d>`` / ``probability_day<d>.nii.gz`` (first-timepoint grid),
+``model/`` (the fit: ``predict``/``treat`` read it), ``scenarios/``, ``forecast_overlay.png``,
+``lesion_volume.png``, ``scenarios/scenarios.png`` and ``scene.mrb`` (open it in 3D Slicer).
+OUT appears only when everything succeeded (written into a hidden staging folder beside it,
+renamed at the end). Python: ``HybridNeuroLib.pipeline.run_pipeline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from HybridNeuroLib.commands.fit import add_fit_options, fit_settings
+from HybridNeuroLib.commands.treat import add_scenario_options, scenario_options
+from HybridNeuroLib.pipeline import PipelineSettings, run_pipeline, sigterm_as_exit
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="the whole pipeline on a study: segment, fit, predict, treatment "
+                                   "scenarios, figures, report and a Slicer scene",
+                                   description=__doc__.split("\n\n")[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("study", type=Path, help="study folder (hybridneuro-study/1)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (new, outside the study)")
+    parser.add_argument("--days", type=float, nargs="+", metavar="D",
+                        help="study days to forecast (default: the study's predict_days)")
+    add_fit_options(parser)
+    parser.add_argument("--segmentation-model", metavar="DIR",
+                        help="model folder from `hybridneuro train-seg` for timepoints without seg "
+                             "(default: the shipped synthetic-data model)")
+    parser.add_argument("--no-scenarios", action="store_true", help="skip the treatment scenarios")
+    add_scenario_options(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run's output folder")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = PipelineSettings(model=args.model, fit=fit_settings(args),
+                                days=tuple(args.days) if args.days else None, scenarios=not args.no_scenarios,
+                                scenario_options=scenario_options(args), segmentation_model=args.segmentation_model)
+    with sigterm_as_exit():  # a cancelled job deletes its staging folder
+        result = run_pipeline(args.study, args.out, settings, overwrite=args.overwrite, log=print)
+    report = result.report
+    for message in report["warnings"]:
+        print(f"warning: {message}")
+    parameters = report["parameters"]
+    if "D_w_mm2_per_day" in parameters:
+        intervals = report["intervals"]
+        print(f"fitted D_w = {parameters['D_w_mm2_per_day']:.3g} mm²/day {intervals['D_w_mm2_per_day']}, "
+              f"ρ = {parameters['rho_per_day']:.3g}/day {intervals['rho_per_day']}")
+    for row in report["volumes"]:
+        extra = (f", observed {row['observed_ml']:.2f} mL, Dice {row['dice_vs_observed']:.2f}"
+                 if "observed_ml" in row else "")
+        print(f"day {row['day']:g} ({row['kind']}): whole lesion {row['whole_ml']:.2f} mL "
+              f"(range {row['whole_ml_range'][0]:.2f}–{row['whole_ml_range'][1]:.2f}){extra}")
+    print(f"wrote {len(report['files'])} files to {result.out} in {report['wall_time_s']:.0f} s; "
+          f"open {result.out / 'scene.mrb'} in 3D Slicer")
+    return 0

@@ -1,0 +1,226 @@
+"""The series hybrid: a network reads the observed lesions and outputs the physics parameters, the solver forecasts.
+
+    >>> from HybridNeuroLib.hybrid import make_model
+    >>> model = make_model("series")            # then: model.fit(tissue, labels_by_day); model.predict([180])
+    >>> model.name, model.minimum_timepoints
+    ('series', 2)
+    >>> from HybridNeuroLib.hybrid.series import load_encoder
+    >>> load_encoder().training_record["format"]
+    'hybridneuro-encoder/1'
+
+An amortised inverse problem (:mod:`HybridNeuroLib.hybrid.encoder`): the shipped encoder,
+trained on simulations of the engine's own Fisher–Kolmogorov solver, maps the lesion masks of
+2–3 timepoints and the tissue around the first lesion to D_w, ρ and the seed centre in
+milliseconds. :func:`encoder_start` returns that estimate as a
+:class:`~HybridNeuroLib.fit.optimize.GrowthFit` (seed radius: the fit's own visible-volume
+match on the first lesion; loss NaN): used alone by :class:`SeriesModel` (``fit`` is
+instant, ``predict`` is the forward solve, :func:`HybridNeuroLib.fit.predict`) and as an extra
+start of the gradient fit (``PhysicsModel(start_from_encoder=True)``,
+``fit_growth(..., extra_starts=[encoder_start(...)])``). No ensemble: ``predict``'s probability
+maps are 0/1. The checkpoint holds the estimate (``params.json`` record), the tissue maps and
+the SHA-256 of the encoder weights that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import SimpleITK as sitk
+import torch
+
+from HybridNeuroLib import __version__
+
+from HybridNeuroLib.fit import FitResult, FitSettings, GrowthFit, predict
+from HybridNeuroLib.hybrid import encoder as enc
+from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, TENSORS_NAME, CheckpointError, ForecastModel, LabelsByDay,
+                                        register, tissue_from_saved, tissue_record, tissue_tensors)
+from HybridNeuroLib.physics import TissueMaps
+from HybridNeuroLib.physics.initial import nearest_voxel_kji
+
+ENCODER_FORMAT = "hybridneuro-encoder/1"
+COMPONENT_FOLDER = PRETRAINED_ROOT / "series"
+COMPONENT_RECORD = "model.json"
+TRAINING_STEPS, TRAINING_BATCH = 1200, 16
+
+
+def _architecture() -> dict:
+    return {"channels": list(enc.CHANNELS), "scalars": list(enc.SCALARS), "crop_voxels": enc.CROP_VOXELS,
+            "crop_spacing_mm": enc.CROP_SPACING_MM, "offset_scale_mm": enc.OFFSET_SCALE_MM,
+            "dw_bounds_mm2_per_day": list(FitSettings().dw_bounds_mm2_per_day),
+            "rho_bounds_per_day": list(FitSettings().rho_bounds_per_day)}
+
+
+@lru_cache(maxsize=4)
+def load_encoder(folder: str | Path = COMPONENT_FOLDER) -> enc.SeriesEncoder:
+    """The encoder saved in ``folder`` (default: the shipped one), loaded once per process."""
+    folder = Path(folder)
+    path = folder / COMPONENT_RECORD
+    if not path.is_file():
+        raise FileNotFoundError(f"series encoder folder {folder}: no {COMPONENT_RECORD}; train one with "
+                                "`hybridneuro train-hybrid series --out FOLDER`")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("format") != ENCODER_FORMAT:
+        raise CheckpointError(f"{path}: format {record.get('format')!r} is not {ENCODER_FORMAT!r}")
+    if record.get("architecture") != _architecture():
+        raise CheckpointError(f"{path}: encoder inputs/outputs {record.get('architecture')} differ from this "
+                              f"software's {_architecture()}; retrain with `hybridneuro train-hybrid series`")
+    weights = folder / TENSORS_NAME
+    net = enc.SeriesEncoder()
+    try:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as error:  # missing, damaged or mismatched tensors
+        raise CheckpointError(f"{weights}: cannot be loaded as the series encoder ({error})") from None
+    net.eval()
+    net.training_record = record
+    net.sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return net
+
+
+def estimate(net: enc.SeriesEncoder, tissue: TissueMaps, labels_by_day: LabelsByDay,
+             settings: FitSettings = FitSettings()) -> GrowthFit:
+    """``net``'s (D_w, ρ, seed) for one patient; the seed falls back to the lesion centroid outside the brain."""
+    case = enc.encode(tissue, labels_by_day, settings.thresholds.edema_flair)
+    with torch.no_grad():
+        out = net(torch.from_numpy(case.volume)[None], torch.from_numpy(case.scalars)[None])[0].double()
+    dw = enc.denormalise_log(float(out[0]), settings.dw_bounds_mm2_per_day)
+    rho = enc.denormalise_log(float(out[1]), settings.rho_bounds_per_day)
+    centre = enc.offset_to_ras(case.crop, (out[2:] * enc.OFFSET_SCALE_MM).tolist())
+    index = nearest_voxel_kji(tissue.geometry, centre)
+    if index is None or tissue.wm[index] + tissue.gm[index] < settings.tissue_threshold:
+        centre = case.first_seed.centre_ras_mm
+    return GrowthFit(dw, rho, tuple(centre), case.first_seed.radius_mm, math.nan,
+                     stopped_reason="series encoder estimate (no descent)")
+
+
+def encoder_start(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Image]]) -> GrowthFit:
+    """The shipped encoder's estimate: D_w, ρ, seed centre and radius at the first day; ``loss`` is NaN."""
+    return estimate(load_encoder(), tissue, labels_by_day)
+
+
+@register
+class SeriesModel(ForecastModel):
+    """Encoder estimate of D_w, ρ and the seed (instant), forecast by the Fisher–Kolmogorov solver."""
+
+    name = "series"
+    minimum_timepoints = 2
+
+    def __init__(self, settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu",
+                 encoder_folder: str | Path = COMPONENT_FOLDER):
+        self.settings, self.device, self.encoder_folder = settings, device, Path(encoder_folder)
+        self.result: FitResult | None = None
+        self.tissue: TissueMaps | None = None
+        self.encoder_sha256 = ""
+
+    def _fit(self, tissue: TissueMaps, labels_by_day: LabelsByDay, *, progress: bool,
+             log: Callable[[str], None]) -> None:
+        started = time.perf_counter()
+        net = load_encoder(self.encoder_folder)
+        best = estimate(net, tissue, labels_by_day, self.settings)
+        days = tuple(sorted(float(day) for day, _ in labels_by_day))
+        message = (f"series encoder: D_w = {best.dw_mm2_per_day:.4g} mm²/day, ρ = {best.rho_per_day:.4g} /day, "
+                   f"front speed {best.front_speed_mm_per_day:.4g} mm/day (no gradient fit)")
+        log(message)
+        self.tissue, self.encoder_sha256 = tissue, net.sha256
+        self.result = FitResult(best, (), self.settings, days, days[0], messages=(message,),
+                                wall_time_s=time.perf_counter() - started)
+
+    def predict(self, days: Sequence[float], *, grid=None, progress: bool = False):
+        if self.result is None:
+            raise ValueError("model 'series': not fitted yet; call fit(...) or load a saved model first")
+        return predict(self.result, self.tissue, days, grid=grid, device=self.device, progress=progress)
+
+    def to_record(self) -> dict:
+        return {"fit": self.result.to_dict(), "tissue_grid": tissue_record(self.tissue),
+                "encoder_sha256": self.encoder_sha256}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return tissue_tensors(self.tissue)
+
+    @classmethod
+    def from_record(cls, record: dict, tensors: dict[str, torch.Tensor]) -> SeriesModel:
+        result = FitResult.from_dict(record["fit"])
+        model = cls(result.settings)
+        model.result, model.tissue = result, tissue_from_saved(record["tissue_grid"], tensors)
+        model.encoder_sha256 = record.get("encoder_sha256", "")
+        return model
+
+    @classmethod
+    def train_population(cls, folder: Path, *, subjects: int, seed: int = 0, progress: bool = True,
+                         log: Callable[[str], None] = print) -> Path:
+        """Simulate on ``subjects`` training anatomies, train the encoder, write it (+ model card) to ``folder``.
+
+        The last ⌈subjects/8⌉ anatomies are held out for the validation numbers in the card.
+        """
+        from HybridNeuroLib.hybrid.cohort import training_seeds
+
+        if subjects < 2:
+            raise ValueError(f"series encoder: subjects must be ≥ 2 (training + validation anatomies), "
+                             f"got {subjects}")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        data = enc.simulate_training_set(training_seeds(subjects), log=log)
+        held_out = max(1, math.ceil(subjects / 8))
+        is_train = data["subject"] < subjects - held_out
+        split = lambda mask: {key: value[mask] for key, value in data.items()}  # noqa: E731
+        net, report = enc.train_encoder(split(is_train), seed=seed, steps=TRAINING_STEPS, batch=TRAINING_BATCH,
+                                        validation=split(~is_train), log=log)
+        torch.save({key: value.detach().cpu().contiguous() for key, value in net.state_dict().items()},
+                   folder / TENSORS_NAME)
+        record = {"format": ENCODER_FORMAT, "model": cls.name, "architecture": _architecture(),
+                  "software": {"name": "hybridneuro", "version": __version__},
+                  "training": {"command": f"hybridneuro train-hybrid series --subjects {subjects} --seed {seed} "
+                                          "--out FOLDER",
+                               "subjects": subjects, "validation_subjects": held_out,
+                               "simulations_per_subject": enc.SIMULATIONS_PER_SUBJECT, **report,
+                               "total_s": round(time.perf_counter() - started, 1)}}
+        path = folder / COMPONENT_RECORD
+        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        (folder / "MODEL_CARD.md").write_text(_model_card(record), encoding="utf-8")
+        load_encoder.cache_clear()
+        return path
+
+
+def _model_card(record: dict) -> str:
+    training = record["training"]
+    validation = training.get("validation", {})
+    return f"""# Series hybrid encoder (`series`)
+
+**Trained on synthetic data only. Not a clinical model**: not validated on patients, not for diagnosis
+or treatment decisions.
+
+What it does: reads the whole-tumour and core masks of 2–3 timepoints (first, middle, last) and the
+wm/gm/csf maps in a {enc.CROP_VOXELS}³ crop at {enc.CROP_SPACING_MM:g} mm around the first lesion, plus the day
+gaps, and outputs Fisher–Kolmogorov D_w, ρ and the tumour seed centre (see
+`HybridNeuroLib/hybrid/encoder.py`). Used alone (`make_model("series")`) or as an extra start of
+the gradient fit (`PhysicsModel(start_from_encoder=True)`).
+
+Training command: `{training['command']}` (CPU, one thread; {training['total_s']:.0f} s in all).
+
+Data: {training['subjects']} training anatomies (SRI24 at 2 mm, randomly deformed; seeds from
+`hybrid.cohort.training_seeds`), {training['simulations_per_subject']} FK simulations each by the engine's own
+solver: a 3 mm seed in deep white matter, D_w and ρ log-uniform in the literature ranges with front
+speed 0.02–0.12 mm/day (`synth.parameters.sample_parameters`), first scan when the visible lesion is
+about the drawn detection radius (7–14 mm), scans every 15 days to day 240, labels at the default
+thresholds; schedules of 2–3 scans with gaps 30–120 days drawn during training; axis flips and
+permutations as augmentation. Simulations with no visible lesion at the first scan are dropped.
+Truth here is the plain FK model with the fit's own tissue model (r = 10): on lesions from richer
+growth (anisotropy, necrosis, heterogeneous ρ) expect larger errors.
+
+Training: {training['steps']} Adam steps, batch {training['batch']}, learning rate {training['learning_rate']}
+(cosine), seed {training['seed']}, {training['simulations']} usable simulations; final training loss
+{training['final_training_loss']}.
+
+Validation ({training['validation_subjects']} held-out training-cohort anatomies, {validation.get('cases', 0)}
+simulations, one random schedule each): median relative error
+D_w {validation.get('dw_median_relative_error', math.nan):.0%},
+ρ {validation.get('rho_median_relative_error', math.nan):.0%}, front speed
+{validation.get('speed_median_relative_error', math.nan):.0%}; median seed error
+{validation.get('seed_median_error_mm', math.nan):.1f} mm.
+"""

@@ -1,0 +1,540 @@
+"""The whole pipeline on a study folder (``hybridneuro run``), and the steps ``fit``/``predict``/``treat`` share.
+
+    >>> from HybridNeuroLib.pipeline import PipelineSettings, available_models, scenario_slug
+    >>> PipelineSettings().model, "physics" in available_models()
+    ('physics', True)
+    >>> scenario_slug("RT 30×2 Gy + TMZ-like chemo")
+    'rt-30x2-gy-tmz-like-chemo'
+
+:func:`run_pipeline` (also the Python entry point for the Slicer module and console users):
+
+1. reads the study (every problem of the folder reported at once);
+2. segments the timepoints that have no ``seg`` (the shipped default model, trained on
+   synthetic data only, unless ``segmentation_model`` names a model folder) and, when the
+   study has no tissue maps, derives them by registering the SRI24 atlas (each with a warning);
+3. fits the chosen model (:func:`HybridNeuroLib.hybrid.make_model`), saves it to ``model/``
+   (``model.json`` + ``tensors.pt``, ``params.json``, ``initial_density.nii.gz``);
+4. forecasts the observed days (the fit's own check) and the predict days on the grid of the
+   study's first timepoint: ``seg_day<d>``, ``density_day<d>``, ``probability_day<d>``;
+5. treatment scenarios (models with a mechanistic fit): ``scenarios/``;
+6. figures (``forecast_overlay.png``, ``lesion_volume.png``, ``scenarios/scenarios.png``), the
+   Slicer scene ``scene.mrb`` and ``report.json``.
+
+Everything is written into a hidden staging folder beside ``out`` (``.<name>.partial-…``) that
+is renamed to ``out`` only when every step succeeded; on an error or Ctrl-C it is deleted, so a
+half-written folder is never presented as a result (a process killed outright leaves only the
+hidden staging folder). ``out`` must not exist, be empty, or — with ``overwrite`` — hold an
+earlier run (its ``report.json``), which is then replaced as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import json
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from HybridNeuroLib.fit import FitResult, FitSettings, Forecast
+from HybridNeuroLib.fit.predict import tissue_on_grid
+from HybridNeuroLib.fit.result import PARAMS_NAME
+from HybridNeuroLib.fit.study_fit import study_grid, study_labels, study_tissue
+from HybridNeuroLib.geometry import ImageGeometry
+from HybridNeuroLib.hybrid.base import MODEL_MODULES, RECORD_NAME, TENSORS_NAME, ForecastModel, load_model, make_model
+from HybridNeuroLib.metrics import dice
+from HybridNeuroLib.outputs import day_image_paths, probability_path, write_image
+from HybridNeuroLib.physics import TissueMaps, TreatmentPlan, seed_density
+from HybridNeuroLib.progress import Progress
+from HybridNeuroLib.study import Study, read_study
+
+INITIAL_NAME = "initial_density.nii.gz"
+MODEL_FOLDER, SEGMENTATION_FOLDER, TISSUE_FOLDER, SCENARIO_FOLDER = "model", "segmentation", "tissue", "scenarios"
+REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME = ("report.json", "forecast_overlay.png", "lesion_volume.png",
+                                                          "scene.mrb")
+SCENARIOS_NAME, SCENARIO_FIGURE = "scenarios.json", "scenarios.png"
+SUMMARY_FORMAT = "hybridneuro-model-summary/1"
+SHIPPED_SEGMENTATION_NOTE = ("the default segmentation model was trained on synthetic data only; it is not a clinical "
+                             "model — check its labels before trusting the forecast")
+
+
+# -- models ------------------------------------------------------------------------------
+def available_models() -> tuple[str, ...]:
+    """Registered model names whose module is installed (the registry lists models still being written)."""
+    return tuple(name for name, module in MODEL_MODULES.items() if importlib.util.find_spec(module) is not None)
+
+
+def check_model_name(name: str) -> str:
+    if name not in available_models():
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(available_models())}")
+    return name
+
+
+def model_options(name: str, fit_settings: FitSettings) -> dict:
+    """Constructor options for model ``name``: ``fit_settings`` where the model is fitted with :class:`FitSettings`."""
+    from HybridNeuroLib.hybrid import model_class
+
+    setting = inspect.signature(model_class(name)).parameters.get("settings")
+    if setting is not None and (isinstance(setting.default, FitSettings) or "FitSettings" in str(setting.annotation)):
+        return {"settings": fit_settings}
+    return {}
+
+
+def fit_model(study: Study, name: str, fit_settings: FitSettings = FitSettings(), *,
+              timepoint_ids: Sequence[str] | None = None, progress: bool = True,
+              log: Callable[[str], None] = lambda message: None) -> ForecastModel:
+    """``make_model(name, ...).fit_study(study)``; the fit settings go to models that take them."""
+    model = make_model(check_model_name(name), **model_options(name, fit_settings))
+    return model.fit_study(study, timepoint_ids=timepoint_ids, progress=progress, log=log)
+
+
+def physics_result(model: ForecastModel) -> FitResult | None:
+    """The model's mechanistic fit (parameters, ensemble), when it has one."""
+    result = getattr(model, "result", None)
+    return result if isinstance(result, FitResult) else None
+
+
+def model_summary(model: ForecastModel) -> dict:
+    """What ``params.json`` holds: a physics fit's :class:`FitResult` record, else the model's own summary."""
+    result = physics_result(model)
+    if result is not None:  # hybrids with a mechanistic part: its fit, and which model it belongs to
+        return result.to_dict() | ({} if model.name == "physics" else {"forecast_model": model.name})
+    from HybridNeuroLib import __version__
+
+    summary = model.summary() if callable(getattr(model, "summary", None)) else model.to_record()
+    return {"format": SUMMARY_FORMAT, "model": model.name, "model_version": model.model_version,
+            "software": {"name": "hybridneuro", "version": __version__}, "summary": summary}
+
+
+def fit_files(out: Path) -> list[Path]:
+    return [out / RECORD_NAME, out / TENSORS_NAME, out / PARAMS_NAME, out / INITIAL_NAME]
+
+
+def save_fit(model: ForecastModel, study: Study, study_folder: Path, out: Path) -> list[Path]:
+    """Write the checkpoint, ``params.json`` (with the study it was fitted on) and the initial density."""
+    record = {"folder": str(Path(study_folder).resolve()), "subject": study.subject,
+              "predict_days": list(study.predict_days)}
+    result = physics_result(model)
+    if result is not None:
+        result.extra["study"] = record  # kept in params.json and in the checkpoint's fit record
+    out.mkdir(parents=True, exist_ok=True)
+    files = [model.save(out)] + ([out / TENSORS_NAME] if (out / TENSORS_NAME).is_file() else [])
+    summary = model_summary(model) | {"study": record}
+    (out / PARAMS_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    grid = study_grid(study)
+    if result is not None:
+        tissue = tissue_on_grid(model_tissue(model, study), grid)
+        initial = seed_density(grid, result.best.seed).numpy() * tissue.domain_mask(result.settings.tissue_threshold)
+        initial_image = grid.image_from_array(initial.astype(np.float32))
+    else:
+        initial_image = model.predict([study.timepoints[0].day], grid=grid).density[0]
+    files += [out / PARAMS_NAME, write_image(initial_image, out / INITIAL_NAME)]
+    return files
+
+
+def load_fit(folder: Path, study_folder: Path | None = None) -> tuple[ForecastModel, Study, Path]:
+    """A saved fit (checkpoint, or a ``params.json``-only folder of older versions) and its study."""
+    folder = Path(folder)
+    params = folder / PARAMS_NAME
+    record = json.loads(params.read_text(encoding="utf-8")) if params.is_file() else {}
+    if not (folder / RECORD_NAME).is_file() and not params.is_file():
+        raise FileNotFoundError(f"fit folder {folder}: no {RECORD_NAME} or {PARAMS_NAME}; run `hybridneuro fit` first")
+    recorded = record.get("study", {})
+    study_folder = study_folder or (Path(recorded["folder"]) if "folder" in recorded else None)
+    if study_folder is None:
+        raise ValueError(f"fit folder {folder}: no study recorded; pass --study STUDY")
+    study = read_study(study_folder)
+    if (folder / RECORD_NAME).is_file():
+        return load_model(folder), study, Path(study_folder)
+    result = FitResult.load(folder)  # written before checkpoints existed: the tissue comes from the study
+    model = make_model("physics", settings=result.settings)
+    model.result, model.tissue = result, study_tissue(study)
+    return model, study, Path(study_folder)
+
+
+# -- forecasts ---------------------------------------------------------------------------
+def forecast_files(out: Path, days: Sequence[float]) -> list[Path]:
+    return [path for day in days for path in (*day_image_paths(out, day), probability_path(out, day))]
+
+
+def write_forecast(forecast: Forecast, out: Path) -> list[Path]:
+    """Density, labels and probability of every forecast day into ``out`` (see :mod:`HybridNeuroLib.outputs`)."""
+    files = []
+    for n, day in enumerate(forecast.days):
+        density_path, seg_path = day_image_paths(out, day)
+        files += [write_image(forecast.density[n], density_path), write_image(forecast.labels[n], seg_path),
+                  write_image(forecast.probability[n], probability_path(out, day))]
+    return files
+
+
+def _image(images: dict[str, sitk.Image], keys: Sequence[str]) -> sitk.Image | None:
+    return next((images[key] for key in keys if key in images), None)
+
+
+def display_scan(study: Study) -> sitk.Image:
+    """The scan figures and scenes show: the latest one on the study grid (T1c, FLAIR, else any)."""
+    grid = study_grid(study)
+    for tp in (*reversed(study.timepoints), study.timepoints[0]):
+        image = _image(tp.images, ("t1c", "t2f")) or tp.reference_image
+        if tp is study.timepoints[0] or (tp.id not in study.transforms and ImageGeometry.from_image(image) == grid):
+            return image
+
+
+def model_tissue(model: ForecastModel, study: Study) -> TissueMaps:
+    """The tissue maps the model was fitted on (saved in its checkpoint), else the study's."""
+    tissue = getattr(model, "tissue", None)
+    return tissue if isinstance(tissue, TissueMaps) else study_tissue(study)
+
+
+# -- treatment scenarios -----------------------------------------------------------------
+@dataclass(frozen=True)
+class ScenarioOptions:
+    """One custom treatment (any combination); days are study days, None = the last observed day."""
+
+    resection_day: float | None = None
+    resection_fraction: float = 1.0          # of the cells inside the visible lesion at that day
+    rt: bool = False
+    rt_start_day: float | None = None
+    rt_dose_per_fraction_gy: float = 2.0
+    rt_fractions: int = 30
+    chemo: bool = False
+    chemo_start_day: float | None = None
+    chemo_end_day: float | None = None       # default: start + 42 days (the 6 weeks of radiotherapy)
+    chemo_kill_rate_per_day: float = 0.02
+
+
+TMZ_DAYS = 42 + 6 * 28  # concurrent with RT, then six 28-day adjuvant cycles (a continuous window here)
+
+
+def scenario_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("×", "x")).strip("-")
+
+
+def build_scenarios(fit: FitResult, tissue: TissueMaps, grid: ImageGeometry,
+                    options: ScenarioOptions | None = None) -> tuple[dict[str, TreatmentPlan | None], dict[str, dict]]:
+    """(name → plan, name → JSON description): untreated plus the custom treatment, or the standard set."""
+    from HybridNeuroLib.fit.scenarios import chemotherapy, combine, compare_scenarios, radiotherapy, resection
+
+    start = fit.observed_days[-1] if fit.observed_days else fit.first_day
+    plans: dict[str, TreatmentPlan | None] = {"untreated": None}
+    described: dict[str, dict] = {"untreated": {"treatments": []}}
+    if options is None:
+        rt = {"kind": "radiotherapy", "start_day": start, "dose_per_fraction_gy": 2.0, "fractions": 30}
+        chemo = {"kind": "chemotherapy", "start_day": start, "end_day": start + TMZ_DAYS, "kill_rate_per_day": 0.02}
+        plans["RT 30×2 Gy"] = radiotherapy(fit, start)
+        described["RT 30×2 Gy"] = {"treatments": [rt]}
+        plans["RT 30×2 Gy + TMZ-like chemo"] = combine(radiotherapy(fit, start),
+                                                        chemotherapy(fit, start, start + TMZ_DAYS, 0.02))
+        described["RT 30×2 Gy + TMZ-like chemo"] = {"treatments": [rt, chemo]}
+        return plans, described
+    parts, treatments, names = [], [], []
+    if options.resection_day is not None:
+        day = float(options.resection_day)
+        untreated = compare_scenarios(fit, tissue, {"untreated": None}, [day], grid=grid, with_images=True)
+        mask = sitk.GetArrayFromImage(untreated["untreated"][0]["labels"]) > 0
+        if not mask.any():
+            raise ValueError(f"--resection-day {day:g}: the forecast shows no visible lesion that day to resect; "
+                             "choose a later day")
+        parts.append(resection(fit, day, mask, options.resection_fraction))
+        treatments.append({"kind": "resection", "day": day, "removed_fraction": options.resection_fraction,
+                           "mask": "the forecast's visible lesion that day", "mask_ml": round(
+                               float(mask.sum()) * grid.voxel_volume_mm3 / 1000.0, 4)})
+        names.append(f"resection day {day:g}")
+    if options.rt or options.rt_start_day is not None:
+        day = start if options.rt_start_day is None else float(options.rt_start_day)
+        parts.append(radiotherapy(fit, day, options.rt_dose_per_fraction_gy, options.rt_fractions))
+        treatments.append({"kind": "radiotherapy", "start_day": day, "fractions": options.rt_fractions,
+                           "dose_per_fraction_gy": options.rt_dose_per_fraction_gy})
+        names.append(f"RT {options.rt_fractions}×{options.rt_dose_per_fraction_gy:g} Gy day {day:g}")
+    if options.chemo or options.chemo_start_day is not None or options.chemo_end_day is not None:
+        day = start if options.chemo_start_day is None else float(options.chemo_start_day)
+        end = day + 42.0 if options.chemo_end_day is None else float(options.chemo_end_day)
+        if end <= day:
+            raise ValueError(f"--chemo-end-day {end:g} must come after the chemotherapy start (day {day:g})")
+        parts.append(chemotherapy(fit, day, end, options.chemo_kill_rate_per_day))
+        treatments.append({"kind": "chemotherapy", "start_day": day, "end_day": end,
+                           "kill_rate_per_day": options.chemo_kill_rate_per_day})
+        names.append(f"chemo {options.chemo_kill_rate_per_day:g}/day days {day:g}–{end:g}")
+    if not parts:
+        raise ValueError("no treatment given: pass --resection-day, --rt-* or --chemo-* options, "
+                         "or none of them for the standard scenarios")
+    name = " + ".join(names)
+    plans[name], described[name] = combine(*parts), {"treatments": treatments}
+    return plans, described
+
+
+def scenario_curve_days(first_day: float, days: Sequence[float], points: int = 13) -> list[float]:
+    """The output days (``days``) plus evenly spaced days from the fit's first day, for smooth curves."""
+    return sorted({round(float(d), 1) for d in np.linspace(first_day, max(days), points)} | {float(d) for d in days})
+
+
+def run_scenarios(model: ForecastModel, study: Study, out: Path, days: Sequence[float],
+                  options: ScenarioOptions | None = None, *, progress: bool = True) -> tuple[dict, dict, list[Path]]:
+    """Solve and write the scenarios into ``out``; returns (JSON record, last-day labels by name, files)."""
+    from HybridNeuroLib.fit.scenarios import compare_scenarios
+    from HybridNeuroLib.report.scenario_figure import scenario_figure
+
+    fit = physics_result(model)
+    if fit is None:
+        raise ValueError(f"model {model.name!r} has no mechanistic fit to apply treatments to; treatment scenarios "
+                         "need the 'physics' model (fit with --model physics)")
+    days = sorted({float(d) for d in days})
+    grid = study_grid(study)
+    tissue = model_tissue(model, study)
+    plans, described = build_scenarios(fit, tissue, grid, options)
+    curve_days = scenario_curve_days(fit.first_day, days)
+    note = ("the fitted Fisher–Kolmogorov model" if model.name == "physics" else
+            f"the mechanistic part of the {model.name!r} model only (its learned correction is not applied)")
+    outcomes = {}
+    with Progress("scenarios", total=len(plans), enabled=progress, unit="scenario") as bar:
+        for name, plan in plans.items():
+            outcomes |= compare_scenarios(fit, tissue, {name: plan}, curve_days, grid=grid, with_images=True)
+            bar.advance()
+    out.mkdir(parents=True, exist_ok=True)
+    files, record = [], {"model": f"scenarios solved with {note}", "days": days, "curve_days": curve_days,
+                         "first_day": fit.first_day, "scenarios": []}
+    for name, rows in outcomes.items():
+        folder = out / scenario_slug(name)
+        folder.mkdir(exist_ok=True)
+        images = {}
+        for row in rows:
+            if row["day"] in days:
+                images[row["day"]] = write_image(row["labels"], day_image_paths(folder, row["day"])[1]).name
+        record["scenarios"].append({"name": name, "folder": folder.name, **described[name], "label_images": images,
+                                    "outcomes": [{k: v for k, v in row.items() if k != "labels"} for row in rows]})
+        files += [folder / image_name for image_name in images.values()]
+    last = {name: next(row["labels"] for row in rows if row["day"] == days[-1]) for name, rows in outcomes.items()}
+    plain = {name: [{k: v for k, v in row.items() if k != "labels"} for row in rows] for name, rows in outcomes.items()}
+    files.append(scenario_figure(display_scan(study), plain, last, out / SCENARIO_FIGURE,
+                                 title=f"{study.subject}: treatment scenarios"))
+    files.append(_write_json(record, out / SCENARIOS_NAME))
+    return record, last, files
+
+
+# -- the whole pipeline ------------------------------------------------------------------
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What ``run`` does; every field is recorded in ``report.json``."""
+
+    model: str = "physics"
+    fit: FitSettings = FitSettings()
+    days: tuple[float, ...] | None = None          # default: the study's predict_days
+    scenarios: bool = True
+    scenario_options: ScenarioOptions | None = None  # None: the standard scenarios
+    segmentation_model: str | None = None           # a `train-seg` model folder; None: the shipped default
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "fit": self.fit.to_dict(), "days": list(self.days) if self.days else None,
+                "scenarios": self.scenarios, "scenario_options": asdict(self.scenario_options)
+                if self.scenario_options else "standard", "segmentation_model": self.segmentation_model or "default"}
+
+
+@dataclass
+class PipelineResult:
+    out: Path
+    report: dict
+    files: list[Path] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """A staging folder that becomes ``out`` when the block succeeds and vanishes when it fails."""
+    out = Path(out).resolve()
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"{out} exists and is not a folder; choose another output folder")
+        if any(out.iterdir()) and not (overwrite and (out / REPORT_NAME).is_file()):
+            raise FileExistsError(f"{out} exists and is not empty; choose a new output folder"
+                                  + ("" if overwrite else " or replace an earlier run's folder with --overwrite")
+                                  + (" (--overwrite replaces only a folder holding an earlier run's report.json)"
+                                     if overwrite else ""))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():  # empty, or an earlier run being replaced (checked above)
+        old = out.with_name(f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+        out.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    staging.rename(out)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM (a cancel from :class:`HybridNeuroLib.jobs.CliJob`) into ``SystemExit`` so that the
+    staging folder is cleaned up; for command-line entry points (the main thread) only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _write_json(record: dict, path: Path) -> Path:
+    # allow_nan=False: a NaN or infinite value is a bug, never a result
+    path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _segment_missing(study: Study, out: Path, model_folder: str | None, *, progress: bool,
+                     log: Callable[[str], None]) -> tuple[Study, list[str]]:
+    """Segment timepoints without ``seg``; their labels go to ``out`` and into the returned study."""
+    missing = [tp for tp in study.timepoints if tp.seg is None]
+    if not missing:
+        return study, []
+    from HybridNeuroLib.segment.inference import segment_timepoint
+    from HybridNeuroLib.segment.model import default_model, load_model_folder
+
+    model = load_model_folder(model_folder) if model_folder else default_model()
+    for tp in missing:
+        model.check_contrasts(tp.images.keys())  # every timepoint usable before any work
+    which = f"model {model_folder}" if model_folder else "the shipped default model"
+    log(f"segmenting timepoint(s) {', '.join(tp.id for tp in missing)} (no seg in the study) with {which}")
+    warnings = [f"timepoint(s) {', '.join(tp.id for tp in missing)} had no lesion segmentation and were segmented "
+                f"automatically with {which} ({SEGMENTATION_FOLDER}/seg_<id>.nii.gz)"
+                + ("" if model_folder else f"; {SHIPPED_SEGMENTATION_NOTE}")]
+    out.mkdir(parents=True, exist_ok=True)
+    segmented = {}
+    with Progress("segment", total=len(missing), enabled=progress, unit="timepoint") as bar:
+        for tp in missing:
+            segmented[tp.id] = segment_timepoint(tp.images, model)
+            write_image(segmented[tp.id], out / f"seg_{tp.id}.nii.gz")
+            bar.advance()
+    timepoints = tuple(replace(tp, seg=segmented.get(tp.id, tp.seg)) for tp in study.timepoints)
+    return study.with_changes(timepoints=timepoints), warnings
+
+
+def _derive_tissue(study: Study, out: Path, log: Callable[[str], None]) -> tuple[Study, list[str]]:
+    if study.tissue:
+        return study, []
+    from HybridNeuroLib.anatomy.tissue import tissue_from_atlas
+
+    first = study.timepoints[0]
+    t1 = _image(first.images, ("t1n", "t1c"))
+    if t1 is None:
+        raise ValueError(f"study {study.subject!r}: no tissue maps and no T1 image (t1n or t1c) at {first.id} to "
+                         "derive them from; add tissue maps (\"tissue\" in study.json) or a T1 scan")
+    log(f"deriving gm/wm/csf tissue maps: SRI24 atlas registered to {first.id}'s T1 (no tissue in the study)")
+    lesion = sitk.Cast(first.seg > 0, sitk.sitkUInt8) if first.seg is not None else None
+    tissue = tissue_from_atlas(t1, lesion_mask=lesion).tissue
+    out.mkdir(parents=True, exist_ok=True)
+    for key, image in tissue.items():
+        write_image(image, out / f"{key}.nii.gz")
+    return study.with_changes(tissue=tissue), [
+        f"the study has no tissue maps: derived by registering the SRI24 atlas to {first.id}'s T1 "
+        f"({TISSUE_FOLDER}/); check them, or add the patient's own maps to the study"]
+
+
+def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSettings(), *, overwrite: bool = False,
+                 progress: bool = True, log: Callable[[str], None] = lambda message: None) -> PipelineResult:
+    """Run every step on ``study_folder`` into the new folder ``out`` (see the module docstring)."""
+    from HybridNeuroLib.outputs import prepare_output_folder
+    from HybridNeuroLib.report.figures import forecast_overlay_figure, volume_curve_figure
+    from HybridNeuroLib.report.scene import write_forecast_scene
+    from HybridNeuroLib.report.summary import build_report
+
+    started = time.perf_counter()
+    study_folder, out = Path(study_folder).resolve(), Path(out).resolve()
+    prepare_output_folder(out, [], inputs=[study_folder], create=False)  # never inside the study
+    check_model_name(settings.model)
+    timings: dict[str, float] = {}
+    clock = [started]
+    steps = Progress("run", total=7, enabled=False, unit="step")  # machine lines only: each step draws its own bar
+
+    def step(name: str) -> None:
+        now = time.perf_counter()
+        timings[name], clock[0] = round(now - clock[0], 2), now
+        steps.advance()
+
+    study = read_study(study_folder)
+    days = tuple(sorted({float(d) for d in (settings.days or study.predict_days)}))
+    if not days:
+        raise ValueError(f"study {study_folder}: no predict_days in study.json; pass --days D …")
+    first_day = study.timepoints[0].day
+    if days[0] < first_day:
+        raise ValueError(f"day {days[0]:g} lies before the study's first timepoint (day {first_day:g}); "
+                         "forecasts go forward only")
+    original = study
+    step("read")
+    with staged_folder(out, overwrite=overwrite) as staging:
+        study, warnings = _segment_missing(study, staging / SEGMENTATION_FOLDER, settings.segmentation_model,
+                                           progress=progress, log=log)
+        study, tissue_warnings = _derive_tissue(study, staging / TISSUE_FOLDER, log)
+        warnings += tissue_warnings
+        step("segment")
+        log(f"{study.subject}: fitting the {settings.model!r} model to the lesions of days "
+            f"{', '.join(f'{tp.day:g}' for tp in study.timepoints)}")
+        model = fit_model(study, settings.model, settings.fit, progress=progress, log=log)
+        files = save_fit(model, study, study_folder, staging / MODEL_FOLDER)
+        result = physics_result(model)
+        warnings += list(result.warnings) if result is not None else list(getattr(model, "warnings", ()))
+        step("fit")
+        observed = dict(study_labels(study))
+        all_days = tuple(sorted(set(observed) | set(days)))
+        log(f"forecasting days {', '.join(f'{d:g}' for d in all_days)}")
+        forecast = model.predict(all_days, grid=study_grid(study), progress=progress)
+        files += write_forecast(forecast, staging)
+        step("predict")
+        scenarios, scenario_lesions = None, {}
+        if settings.scenarios and result is not None:
+            log("treatment scenarios: " + ("the standard set" if settings.scenario_options is None else "custom"))
+            scenarios, last, scenario_files = run_scenarios(model, study, staging / SCENARIO_FOLDER, days,
+                                                            settings.scenario_options, progress=progress)
+            files += scenario_files
+            if model.name != "physics":
+                warnings.append(scenarios["model"])
+            scenario_lesions = {f"scenario {name} lesion day {days[-1]:g}": labels for name, labels in last.items()}
+        elif settings.scenarios:
+            warnings.append(f"treatment scenarios skipped: model {settings.model!r} has no mechanistic fit to treat")
+        step("scenarios")
+        scan = display_scan(study)
+        files.append(forecast_overlay_figure(
+            scan, all_days, forecast.density, forecast.labels, staging / OVERLAY_FIGURE,
+            reference=[observed.get(day) for day in all_days],
+            title=f"{study.subject}: forecast (colours) vs observed lesion (dashed cyan)"))
+        rows = forecast.volumes
+        observed_days = [d for d in all_days if d in observed]
+        observed_ml = [float((sitk.GetArrayViewFromImage(observed[d]) > 0).sum()) * np.prod(observed[d].GetSpacing())
+                       / 1000.0 for d in observed_days]
+        files.append(volume_curve_figure(
+            all_days, {f"forecast ({settings.model})": [row["whole_ml"] for row in rows]}, staging / VOLUME_FIGURE,
+            observed={"observed lesion": (observed_days, observed_ml)},
+            bands={f"forecast ({settings.model})": ([row["whole_ml_range"][0] for row in rows],
+                                                    [row["whole_ml_range"][1] for row in rows])},
+            title=f"{study.subject}: whole-lesion volume"))
+        step("figures")
+        log("writing the Slicer scene")
+        files.append(write_forecast_scene(staging / SCENE_NAME, study.subject, scan, all_days, forecast.density,
+                                          forecast.labels, observed=observed, lesions=scenario_lesions))
+        step("scene")
+        fit_dice = {day: dice(sitk.GetArrayViewFromImage(forecast.labels[all_days.index(day)]) > 0,
+                              sitk.GetArrayViewFromImage(seg) > 0) for day, seg in observed.items()}
+        report = build_report(original, study, study_folder, settings, model, forecast, days=days,
+                              observed_ml=dict(zip(observed_days, observed_ml)), fit_dice=fit_dice,
+                              scenarios=scenarios, warnings=warnings, timings_s=timings,
+                              files=sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+                              + [REPORT_NAME],
+                              wall_time_s=time.perf_counter() - started)
+        _write_json(report, staging / REPORT_NAME)
+    steps.close()
+    return PipelineResult(out, report, [out / p for p in report["files"]])
