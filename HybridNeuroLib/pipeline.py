@@ -449,7 +449,7 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
                  progress: bool = True, log: Callable[[str], None] = lambda message: None) -> PipelineResult:
     """Run every step on ``study_folder`` into the new folder ``out`` (see the module docstring)."""
     from HybridNeuroLib.outputs import prepare_output_folder
-    from HybridNeuroLib.report.figures import forecast_overlay_figure, volume_curve_figure
+    from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
     from HybridNeuroLib.report.scene import write_forecast_scene
     from HybridNeuroLib.report.summary import build_report
 
@@ -459,7 +459,7 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
     check_model_name(settings.model)
     timings: dict[str, float] = {}
     clock = [started]
-    steps = Progress("run", total=7, enabled=False, unit="step")  # machine lines only: each step draws its own bar
+    steps = Progress("run", total=8, enabled=False, unit="step")  # machine lines only: each step draws its own bar
 
     def step(name: str) -> None:
         now = time.perf_counter()
@@ -479,13 +479,14 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
     with staged_folder(out, overwrite=overwrite) as staging:
         study, warnings = _segment_missing(study, staging / SEGMENTATION_FOLDER, settings.segmentation_model,
                                            progress=progress, log=log)
+        step("segment")
         study, tissue_warnings = _derive_tissue(study, staging / TISSUE_FOLDER, log)
         warnings += tissue_warnings
-        step("segment")
+        step("tissue")
         log(f"{study.subject}: fitting the {settings.model!r} model to the lesions of days "
             f"{', '.join(f'{tp.day:g}' for tp in study.timepoints)}")
         model = fit_model(study, settings.model, settings.fit, progress=progress, log=log)
-        files = save_fit(model, study, study_folder, staging / MODEL_FOLDER)
+        save_fit(model, study, study_folder, staging / MODEL_FOLDER)
         result = physics_result(model)
         warnings += list(result.warnings) if result is not None else list(getattr(model, "warnings", ()))
         step("fit")
@@ -493,14 +494,13 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
         all_days = tuple(sorted(set(observed) | set(days)))
         log(f"forecasting days {', '.join(f'{d:g}' for d in all_days)}")
         forecast = model.predict(all_days, grid=study_grid(study), progress=progress)
-        files += write_forecast(forecast, staging)
+        write_forecast(forecast, staging)
         step("predict")
         scenarios, scenario_lesions = None, {}
         if settings.scenarios and result is not None:
             log("treatment scenarios: " + ("the standard set" if settings.scenario_options is None else "custom"))
-            scenarios, last, scenario_files = run_scenarios(model, study, staging / SCENARIO_FOLDER, days,
-                                                            settings.scenario_options, progress=progress)
-            files += scenario_files
+            scenarios, last, _ = run_scenarios(model, study, staging / SCENARIO_FOLDER, days,
+                                               settings.scenario_options, progress=progress)
             if model.name != "physics":
                 warnings.append(scenarios["model"])
             scenario_lesions = {f"scenario {name} lesion day {days[-1]:g}": labels for name, labels in last.items()}
@@ -508,29 +508,25 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
             warnings.append(f"treatment scenarios skipped: model {settings.model!r} has no mechanistic fit to treat")
         step("scenarios")
         scan = display_scan(study)
-        files.append(forecast_overlay_figure(
-            scan, all_days, forecast.density, forecast.labels, staging / OVERLAY_FIGURE,
-            reference=[observed.get(day) for day in all_days],
-            title=f"{study.subject}: forecast (colours) vs observed lesion (dashed cyan)"))
-        rows = forecast.volumes
-        observed_days = [d for d in all_days if d in observed]
-        observed_ml = [float((sitk.GetArrayViewFromImage(observed[d]) > 0).sum()) * np.prod(observed[d].GetSpacing())
-                       / 1000.0 for d in observed_days]
-        files.append(volume_curve_figure(
-            all_days, {f"forecast ({settings.model})": [row["whole_ml"] for row in rows]}, staging / VOLUME_FIGURE,
-            observed={"observed lesion": (observed_days, observed_ml)},
-            bands={f"forecast ({settings.model})": ([row["whole_ml_range"][0] for row in rows],
-                                                    [row["whole_ml_range"][1] for row in rows])},
-            title=f"{study.subject}: whole-lesion volume"))
+        forecast_overlay_figure(scan, all_days, forecast.density, forecast.labels, staging / OVERLAY_FIGURE,
+                                reference=[observed.get(day) for day in all_days],
+                                title=f"{study.subject}: forecast (colours) vs observed lesion (dashed cyan)")
+        rows, series = forecast.volumes, f"forecast ({settings.model})"
+        observed_ml = {day: lesion_volumes_ml(seg)["whole lesion"] for day, seg in sorted(observed.items())}
+        volume_curve_figure(all_days, {series: [row["whole_ml"] for row in rows]}, staging / VOLUME_FIGURE,
+                            observed={"observed lesion": (list(observed_ml), list(observed_ml.values()))},
+                            bands={series: ([row["whole_ml_range"][0] for row in rows],
+                                            [row["whole_ml_range"][1] for row in rows])},
+                            title=f"{study.subject}: whole-lesion volume")
         step("figures")
         log("writing the Slicer scene")
-        files.append(write_forecast_scene(staging / SCENE_NAME, study.subject, scan, all_days, forecast.density,
-                                          forecast.labels, observed=observed, lesions=scenario_lesions))
+        write_forecast_scene(staging / SCENE_NAME, study.subject, scan, all_days, forecast.density, forecast.labels,
+                             observed=observed, lesions=scenario_lesions)
         step("scene")
         fit_dice = {day: dice(sitk.GetArrayViewFromImage(forecast.labels[all_days.index(day)]) > 0,
                               sitk.GetArrayViewFromImage(seg) > 0) for day, seg in observed.items()}
         report = build_report(original, study, study_folder, settings, model, forecast, days=days,
-                              observed_ml=dict(zip(observed_days, observed_ml)), fit_dice=fit_dice,
+                              observed_ml=observed_ml, fit_dice=fit_dice,
                               scenarios=scenarios, warnings=warnings, timings_s=timings,
                               files=sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
                               + [REPORT_NAME],

@@ -246,3 +246,11 @@ def test_a_cancelled_run_leaves_nothing_behind(study, tmp_path):
     job.cancel()
     assert job.wait(timeout_s=120) != 0 and not job.succeeded
     assert list(tmp_path.iterdir()) == []  # no result, no staging folder of the job or of the pipeline
+
+
+def test_run_needs_exactly_one_study(study, tmp_path):
+    folder, _ = study
+    for argv in (["run", "--out", str(tmp_path / "a")], ["run", str(folder), "--sample", "--out", str(tmp_path / "b")]):
+        code, _, stderr = _main(argv)
+        assert code == 2 and "either a study folder or --sample" in stderr
+    assert list(tmp_path.iterdir()) == []

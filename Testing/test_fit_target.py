@@ -97,8 +97,20 @@ def test_compare_targets_on_images_gives_a_json_summary():
     assert summary["target_volume_ml"] == pytest.approx(masks["standard"].sum() * 0.008)
     assert masks["model"].sum() == masks["standard"].sum()
     assert summary["standard"]["core_coverage"] is None and summary["model"]["core_coverage"] is None
+    assert summary["standard_basis"] == "core"
     assert summary["standard"]["whole_coverage"] == coverage_fraction(masks["standard"], later > 0)
     assert summary["model"]["whole_coverage"] == coverage_fraction(masks["model"], later > 0)
+
+
+def test_a_lesion_without_core_gets_the_margin_around_its_whole_tumour():
+    labels, density, domain = rod_case()
+    edema = np.where(labels > 0, 2, 0).astype(np.uint8)                 # the same lesion, non-enhancing
+    whole = standard_target(edema, (1.0, 1.0, 1.0), domain, basis="whole")
+    assert np.array_equal(whole, standard_target(labels, (1.0, 1.0, 1.0), domain))
+    grid = ImageGeometry((80, 1, 1), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), tuple(map(tuple, np.eye(3))))
+    summary = compare_targets(grid.image_from_array(density.astype(np.float32)), grid.image_from_array(edema),
+                              grid.image_from_array(edema), domain)
+    assert summary["standard_basis"] == "whole" and summary["standard"]["whole_coverage"] == 1.0
 
 
 def test_bad_inputs_are_named():

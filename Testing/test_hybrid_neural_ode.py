@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid import load_model, make_model
 from HybridNeuroLib.hybrid.cohort import synthetic_case
 from HybridNeuroLib.hybrid.neural_ode import (DEFAULT_WEIGHTS, BoxData, Trajectories, _train_network, integrate,
@@ -80,7 +81,7 @@ def test_physics_term_with_zeroed_network_is_fisher_kolmogorov_exactly():
     dw, rho = float(torch.exp(log_physics[0, 0])), float(torch.exp(log_physics[0, 1]))
     reference = FisherKolmogorov(ScalarDiffusion(diffusivity, spacing), dw, rho, domain=static[0, 2])
     assert torch.equal(field(0.0, u0)[0], reference(0.0, u0[0]))
-    assert step == pytest.approx(2.5 / (2.0 * reference.diffusion_rate_per_day()))   # RK4 stability limit
+    assert step == pytest.approx(min(10.0, 2.5 / (2.0 * reference.diffusion_rate_per_day())))   # RK4 limit
     # with the physics term off, the same zeroed network is no dynamics at all
     trajectories.log_physics = None
     assert torch.equal(trajectories.field()[0](0.0, u0), torch.zeros_like(u0))
@@ -100,15 +101,15 @@ def test_fit_predict_save_load(small_case, tmp_path, physics_term):
     model = make_model("neural-ode", physics_term=physics_term, fit_iterations=3)
     model.fit(small_case.tissue, small_case.observed, progress=False)
     history = model.fit_record["loss_history"]
-    assert len(history) == 4 and model.fit_record["loss"] == min(history) < 0.5
+    assert len(history) == 4 and model.fit_record["loss"] == min(history) < history[0]    # the fit descends
     forecast = model.predict([120, 180])
-    assert ImageGeometryOf(forecast.labels[0]) == small_case.tissue.geometry
+    assert ImageGeometry.from_image(forecast.labels[0]) == small_case.tissue.geometry
     observed = sitk.GetArrayFromImage(small_case.observed[-1][1]) > 0
     truth = sitk.GetArrayFromImage(small_case.future[0][1]) > 0
     labels = _arrays(forecast.labels)
-    assert dice(labels[0] > 0, observed) > 0.7                  # day 120 is the observed state, re-labelled
+    assert dice(labels[0] > 0, observed) > 0.9                  # day 120 is the observed state, re-labelled
     assert (labels[1] > 0).sum() > observed.sum()               # the lesion grows
-    assert dice(labels[1] > 0, truth) > 0.6
+    assert dice(labels[1] > 0, truth) > 0.7
     assert forecast.volumes[1]["whole_ml"] == pytest.approx((labels[1] > 0).sum() * 0.064)
     assert np.array_equal(_arrays(forecast.probability)[1], (labels[1] > 0).astype(np.float32))
     if physics_term:
@@ -121,12 +122,6 @@ def test_fit_predict_save_load(small_case, tmp_path, physics_term):
     for before, after in zip(forecast.density + forecast.labels, again.density + again.labels):
         assert np.array_equal(sitk.GetArrayFromImage(before), sitk.GetArrayFromImage(after))
     assert again.volumes == forecast.volumes and loaded.physics_term == physics_term
-
-
-def ImageGeometryOf(image):
-    from HybridNeuroLib.geometry import ImageGeometry
-
-    return ImageGeometry.from_image(image)
 
 
 def test_errors_name_the_model(small_case):
@@ -148,16 +143,15 @@ def test_shipped_population_weights():
     assert "Not a clinical model" in card and "train-hybrid neural-ode" in card
 
 
-def test_population_training_is_reproducible_and_learns(small_case):
-    box = BoxData.prepare(small_case.tissue, small_case.all_days if len(small_case.all_days) >= 3
-                          else small_case.observed, voxel_mm=4.0, margin_mm=8.0)
-    runs = [_train_network([box], physics_term=False, steps=3, batch=2, seed=1, max_step_days=20.0,
+@pytest.mark.parametrize("physics_term", [False, True])
+def test_population_training_is_reproducible_and_learns(small_case, physics_term):
+    box = BoxData.prepare(small_case.tissue, small_case.all_days, voxel_mm=4.0, margin_mm=8.0)
+    runs = [_train_network([box], physics_term=physics_term, steps=3, batch=2, seed=1, max_step_days=20.0,
                            progress=False, log=lambda message: None) for _ in range(2)]
     (first, summary, _), (second, _, _) = runs
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
-    untrained = FieldNetwork()
     torch.manual_seed(1)
-    untrained = FieldNetwork()
+    untrained = FieldNetwork()                                              # the initialisation it started from
     assert not torch.equal(first.local.weight, untrained.local.weight)       # the steps moved the weights
-    assert math.isfinite(summary["final_label_loss_last25"])
+    assert math.isfinite(summary["final_label_loss_last25"]) and summary["skipped_steps"] == 0

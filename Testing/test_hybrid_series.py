@@ -19,7 +19,7 @@ from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.physics import GrowthParameters, Seed, TissueMaps, simulate
 from HybridNeuroLib.synth.generator import _seed_voxel, subject_anatomy
 
-TRUE_DW, TRUE_RHO = 0.15, 0.015          # front speed 0.095 mm/day, inside the training ranges
+TRUE_DW, TRUE_RHO = 0.05, 0.03           # front speed 0.077 mm/day, inside the training ranges
 OBSERVED, FUTURE = (0.0, 60.0, 120.0), 180.0
 
 
@@ -31,7 +31,7 @@ def case():
     tissue = TissueMaps(geometry=geometry, **maps)
     seed_kji = _seed_voxel(maps, geometry.spacing_mm[::-1], np.random.default_rng(5))
     centre = tuple(float(v) for v in (geometry.ijk_to_ras() @ np.append(seed_kji[::-1], 1.0))[:3])
-    onset = (10.0 - 4.0) / (2 * math.sqrt(TRUE_DW * TRUE_RHO))     # visible radius ~10 mm at day 0
+    onset = (12.0 - 4.0) / (2 * math.sqrt(TRUE_DW * TRUE_RHO))     # as bench_fit: visible at day 0 (0.36 mL)
     run = simulate(tissue, Seed(centre, 3.0), GrowthParameters(TRUE_DW, TRUE_RHO),
                    [onset + d for d in (*OBSERVED, FUTURE)], progress=False)
     labels = list(zip((*OBSERVED, FUTURE), run.labels))
@@ -41,11 +41,12 @@ def case():
 def test_shipped_encoder_recovers_a_held_out_fk_case(case):
     tissue, centre, observed, _ = case
     start = encoder_start(tissue, observed)
-    # tolerances from measurement (this case: see the model card's held-out numbers for the spread)
-    assert abs(math.log(start.dw_mm2_per_day / TRUE_DW)) < math.log(1.6)
-    assert abs(math.log(start.rho_per_day / TRUE_RHO)) < math.log(1.6)
-    assert abs(start.front_speed_mm_per_day / (2 * math.sqrt(TRUE_DW * TRUE_RHO)) - 1) < 0.3
-    assert np.linalg.norm(np.subtract(start.centre_ras_mm, centre)) < 4.0
+    # measured on this case: D_w 0.0544 (+9 %), ρ 0.0268 (−11 %), speed −1.4 %, seed 0.45 mm; the spread over
+    # held-out cases is in the model card (a case in the tails, e.g. a barely visible first lesion, misses by 2×)
+    assert abs(math.log(start.dw_mm2_per_day / TRUE_DW)) < math.log(1.3)
+    assert abs(math.log(start.rho_per_day / TRUE_RHO)) < math.log(1.3)
+    assert abs(start.front_speed_mm_per_day / (2 * math.sqrt(TRUE_DW * TRUE_RHO)) - 1) < 0.1
+    assert np.linalg.norm(np.subtract(start.centre_ras_mm, centre)) < 2.0
     assert math.isnan(start.loss) and start.radius_mm > 0
     assert encoder_start(tissue, observed[:2]).dw_mm2_per_day > 0          # two timepoints are enough
 
@@ -59,7 +60,7 @@ def test_fit_predict_save_load_round_trip(case, tmp_path):
     forecast = model.predict([OBSERVED[-1], future_day])
     assert forecast.volumes[1]["whole_ml"] > forecast.volumes[0]["whole_ml"] > 0
     truth = sitk.GetArrayViewFromImage(future) > 0
-    assert dice(sitk.GetArrayViewFromImage(forecast.labels[1]) > 0, truth) > 0.8
+    assert dice(sitk.GetArrayViewFromImage(forecast.labels[1]) > 0, truth) > 0.8      # measured 0.861
     assert forecast.labels[1].GetSize() == tissue.geometry.size
 
     model.save(tmp_path / "series")

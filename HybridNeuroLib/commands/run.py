@@ -1,6 +1,7 @@
 """``hybridneuro run``: the whole pipeline on a study folder — segment, fit, predict, treat, report.
 
     $ hybridneuro run study --out results                     # physics model, the study's predict_days
+    $ hybridneuro run --sample --out results                  # the embedded sample case
     $ hybridneuro --progress-lines run study --out results --model physics --days 180 240
 
 validates the study (every problem at once), segments timepoints without ``seg`` (the shipped
@@ -30,7 +31,9 @@ def register(subparsers) -> None:
                                    "scenarios, figures, report and a Slicer scene",
                                    description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("study", type=Path, help="study folder (hybridneuro-study/1)")
+    parser.add_argument("study", type=Path, nargs="?", help="study folder (hybridneuro-study/1)")
+    parser.add_argument("--sample", action="store_true",
+                        help="use the embedded sample case (a synthetic patient; generated once, then cached)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (new, outside the study)")
     parser.add_argument("--days", type=float, nargs="+", metavar="D",
                         help="study days to forecast (default: the study's predict_days)")
@@ -44,12 +47,24 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def study_folder(args: argparse.Namespace) -> Path:
+    """STUDY, or the embedded sample case with ``--sample``."""
+    if (args.study is None) == (not args.sample):
+        raise ValueError("give either a study folder or --sample (the embedded sample case), not both or neither")
+    if args.sample:
+        from HybridNeuroLib.synth.sample import sample_case
+
+        print("preparing the embedded sample case (generated once, then cached)")
+        return sample_case()
+    return args.study
+
+
 def run(args: argparse.Namespace) -> int:
     settings = PipelineSettings(model=args.model, fit=fit_settings(args),
                                 days=tuple(args.days) if args.days else None, scenarios=not args.no_scenarios,
                                 scenario_options=scenario_options(args), segmentation_model=args.segmentation_model)
     with sigterm_as_exit():  # a cancelled job deletes its staging folder
-        result = run_pipeline(args.study, args.out, settings, overwrite=args.overwrite, log=print)
+        result = run_pipeline(study_folder(args), args.out, settings, overwrite=args.overwrite, log=print)
     report = result.report
     for message in report["warnings"]:
         print(f"warning: {message}")

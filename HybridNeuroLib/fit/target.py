@@ -19,7 +19,8 @@ PREDICT-GBM (Balcerak et al., evaluation of tumour growth models for radiotherap
 compares, for each patient, two targets of *equal volume*:
 
 - the **standard target**: the tumour core (BraTS labels 1 and 3) grown by a 15 mm margin
-  (Euclidean distance in mm, spacing honoured), clipped to the brain/tissue domain;
+  (Euclidean distance in mm, spacing honoured), clipped to the brain/tissue domain (a lesion
+  without a core: its whole tumour, ``basis="whole"``);
 - the **model target**: the voxels of the domain with the highest predicted tumour-cell density,
   as many as the standard target holds (iso-volumetric). Ties in density (e.g. the zero density
   far from the tumour) are broken by distance to the core, nearest first, then by voxel order,
@@ -42,6 +43,7 @@ from HybridNeuroLib.geometry import ImageGeometry
 
 STANDARD_MARGIN_MM = 15.0
 CORE_LABELS = (1, 3)
+BASES = ("core", "whole")
 
 
 def core_mask(labels_kji: np.ndarray) -> np.ndarray:
@@ -54,21 +56,31 @@ def distance_to_mask_mm(mask_kji: np.ndarray, spacing_kji_mm: Sequence[float]) -
     return ndimage.distance_transform_edt(~np.asarray(mask_kji, bool), sampling=tuple(spacing_kji_mm))
 
 
+def basis_mask(labels_kji: np.ndarray, basis: str) -> np.ndarray:
+    """What the margin grows from: ``"core"`` (labels 1, 3) or ``"whole"`` tumour (labels > 0)."""
+    if basis not in BASES:
+        raise ValueError(f"standard target: basis must be one of {BASES}, got {basis!r}")
+    mask = core_mask(labels_kji) if basis == "core" else np.asarray(labels_kji) > 0
+    if not mask.any():
+        what = "tumour core (labels 1 or 3)" if basis == "core" else "lesion"
+        raise ValueError(f"standard target: the planning labels have no {what}; "
+                         "the margin is grown from it — give labels with one (or basis=\"whole\" for a lesion "
+                         "without a core)")
+    return mask
+
+
 def standard_target(labels_kji: np.ndarray, spacing_kji_mm: Sequence[float], domain_kji: np.ndarray,
-                    margin_mm: float = STANDARD_MARGIN_MM) -> np.ndarray:
-    """The tumour core grown by ``margin_mm``, clipped to ``domain_kji`` (boolean mask)."""
-    core = core_mask(labels_kji)
-    if not core.any():
-        raise ValueError("standard target: the planning labels have no tumour core (labels 1 or 3); the 15 mm "
-                         "margin is defined around the core — give labels with a core")
+                    margin_mm: float = STANDARD_MARGIN_MM, basis: str = "core") -> np.ndarray:
+    """The tumour core (or ``basis="whole"`` tumour) grown by ``margin_mm``, clipped to ``domain_kji``."""
+    grown_from = basis_mask(labels_kji, basis)
     if not (np.isfinite(margin_mm) and margin_mm >= 0):
         raise ValueError(f"standard target: margin_mm must be a finite number ≥ 0, got {margin_mm!r}")
-    return (distance_to_mask_mm(core, spacing_kji_mm) <= margin_mm) & np.asarray(domain_kji, bool)
+    return (distance_to_mask_mm(grown_from, spacing_kji_mm) <= margin_mm) & np.asarray(domain_kji, bool)
 
 
 def iso_volumetric_target(density_kji: np.ndarray, voxels: int, domain_kji: np.ndarray, labels_kji: np.ndarray,
-                          spacing_kji_mm: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
-    """The ``voxels`` domain voxels of highest density (ties: nearest to the core first, then voxel order)."""
+                          spacing_kji_mm: Sequence[float] = (1.0, 1.0, 1.0), basis: str = "core") -> np.ndarray:
+    """The ``voxels`` domain voxels of highest density (ties: nearest to the basis first, then voxel order)."""
     density = np.asarray(density_kji, np.float64)
     domain = np.asarray(domain_kji, bool)
     if density.shape != domain.shape or np.shape(labels_kji) != domain.shape:
@@ -79,8 +91,9 @@ def iso_volumetric_target(density_kji: np.ndarray, voxels: int, domain_kji: np.n
     inside = np.flatnonzero(domain)
     if not 0 <= voxels <= inside.size:
         raise ValueError(f"model target: {voxels} voxels requested, the domain holds {inside.size}")
-    core = core_mask(labels_kji)
-    distance = (distance_to_mask_mm(core, spacing_kji_mm) if core.any() else np.zeros(domain.shape)).ravel()
+    grown_from = core_mask(labels_kji) if basis == "core" else np.asarray(labels_kji) > 0
+    distance = (distance_to_mask_mm(grown_from, spacing_kji_mm) if grown_from.any()
+                else np.zeros(domain.shape)).ravel()
     # lexsort: last key first — density descending, then distance ascending, then index (stable)
     order = np.lexsort((distance[inside], -density.ravel()[inside]))
     target = np.zeros(domain.size, bool)
@@ -103,8 +116,9 @@ def compare_targets(density: sitk.Image, planning_labels: sitk.Image, later_labe
 
     ``density``: the model's predicted density at the planning day; ``planning_labels``: the
     lesion labels that day (its core defines the standard target); ``later_labels``: the later
-    observed lesion; ``domain_kji``: the brain/tissue mask. All on one grid. The summary is
-    JSON-ready (coverages ``None`` where the later scan has no such lesion); ``with_masks`` adds
+    observed lesion; ``domain_kji``: the brain/tissue mask. All on one grid. A planning lesion
+    without a core (non-enhancing) gets the margin around its whole tumour instead, as is usual
+    for such lesions (``standard_basis`` in the summary says which). The summary is JSON-ready (coverages ``None`` where the later scan has no such lesion); ``with_masks`` adds
     ``masks`` = {"standard", "model"} boolean arrays.
     """
     geometry = ImageGeometry.from_image(planning_labels)
@@ -117,12 +131,14 @@ def compare_targets(density: sitk.Image, planning_labels: sitk.Image, later_labe
     spacing = geometry.spacing_mm[::-1]
     labels = sitk.GetArrayFromImage(planning_labels)
     later = sitk.GetArrayFromImage(later_labels)
-    standard = standard_target(labels, spacing, domain_kji, margin_mm)
+    basis = "core" if core_mask(labels).any() else "whole"
+    standard = standard_target(labels, spacing, domain_kji, margin_mm, basis)
     model = iso_volumetric_target(sitk.GetArrayFromImage(density), int(standard.sum()), domain_kji, labels,
-                                  spacing)
+                                  spacing, basis)
     voxel_ml = geometry.voxel_volume_mm3 / 1000.0
     lesions = {"whole": later > 0, "core": core_mask(later)}
-    summary = {"margin_mm": float(margin_mm), "target_volume_ml": round(float(standard.sum()) * voxel_ml, 4),
+    summary = {"margin_mm": float(margin_mm), "standard_basis": basis,
+               "target_volume_ml": round(float(standard.sum()) * voxel_ml, 4),
                "model_min_density": float(sitk.GetArrayViewFromImage(density)[model].min()) if model.any() else None,
                "later_whole_ml": round(float(lesions["whole"].sum()) * voxel_ml, 4),
                "later_core_ml": round(float(lesions["core"].sum()) * voxel_ml, 4)}

@@ -32,7 +32,9 @@ Adam so that integrating from every observed timepoint reproduces each later obs
 whole-tumour Dice + ¼ core Dice); the forecast integrates from the *last* observed state — the
 model's own prediction replaces nothing that was seen. **Integration**: ``torchdiffeq.odeint``,
 fixed-grid RK4 whose grid contains every output day (no interpolation) with steps ≤
-``max_step_days`` and inside RK4's stability limit of the diffusion term.
+``max_step_days`` (20 days: the data-only network is trained on that grid, so it is part of the
+learned dynamics) and, with the physics term, ≤ 10 days and inside RK4's stability limit of the
+diffusion term (the logistic term stiffens where u leaves [0, 1]; training penalises that).
 **Labels**: the density resampled linearly (world space) onto ``grid`` and thresholded with
 :func:`HybridNeuroLib.labels.density_to_labels` (default :class:`~HybridNeuroLib.labels.ImagingThresholds`);
 the probability map is 0/1 (the whole tumour: no ensemble). **Population training**
@@ -51,7 +53,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 from torchdiffeq import odeint
 
@@ -73,6 +74,7 @@ CORE_WEIGHT = 0.25
 DW_BOUNDS_MM2_PER_DAY, RHO_BOUNDS_PER_DAY = (0.02, 1.5), (0.005, 0.2)
 WM_TO_GM_RATIO, TISSUE_THRESHOLD = 10.0, 0.1
 SPEED_SCALE_MM_PER_DAY = 0.05              # typical glioma front speed: code[0] starts at speed / this
+PHYSICS_MAX_STEP_DAYS = 10.0               # the logistic term stiffens where a network pushes u past 1
 RK4_STABILITY = 2.5                         # RK4 is stable for Δt·λ ≤ 2.78 on the negative real axis
 
 
@@ -159,12 +161,6 @@ def integrate(field: torch.nn.Module, u0: torch.Tensor, offsets_days: Sequence[f
     return odeint(field, u0, times, method="rk4", options={"grid_constructor": lambda f, y, t: grid})[1:]
 
 
-def physics_step_limit_days(diffusivity: torch.Tensor, spacing_kji_mm: Sequence[float], dw_mm2_per_day: float) -> float:
-    """Largest RK4 step (days) for which D_w·∇·(F∇u) on this box stays stable."""
-    bound = ScalarDiffusion(diffusivity, spacing_kji_mm).rate_bound_per_mm2()
-    return math.inf if bound * dw_mm2_per_day == 0 else RK4_STABILITY / (2.0 * bound * dw_mm2_per_day)
-
-
 def bounded(log_value: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
     return torch.exp(log_value.clamp(math.log(bounds[0]), math.log(bounds[1])))
 
@@ -183,9 +179,9 @@ class Trajectories:
 
     def field(self) -> tuple[VectorField, float]:
         """The vector field and the step size it allows."""
-        step = self.max_step_days
         if self.log_physics is None:
-            return VectorField(self.network, self.static, self.code), step
+            return VectorField(self.network, self.static, self.code), self.max_step_days
+        step = min(self.max_step_days, PHYSICS_MAX_STEP_DAYS)
         dw = bounded(self.log_physics[:, 0], DW_BOUNDS_MM2_PER_DAY)
         rho = bounded(self.log_physics[:, 1], RHO_BOUNDS_PER_DAY)
         models = []
@@ -477,7 +473,7 @@ def _train_network(boxes: Sequence[BoxData], physics_term: bool, *, steps: int, 
     optimizer = torch.optim.Adam(groups)
     samples = [(s, i) for s in range(len(boxes)) for i in range(len(days) - 2)]
     order: list[int] = []
-    losses = []
+    losses, skipped = [], 0
     with Progress(f"train neural-ode ({VARIANTS[physics_term]})", total=steps, enabled=progress) as bar:
         for step in range(steps):
             if len(order) < batch:
@@ -490,6 +486,7 @@ def _train_network(boxes: Sequence[BoxData], physics_term: bool, *, steps: int, 
             trajectories = Trajectories(static, torch.stack([pad_to(boxes[s].diffusivity, shape) for s, _ in chosen]),
                                         spacing, network, codes[subject],
                                         None if log_physics is None else log_physics[subject], max_step_days)
+            bar.advance()
             predicted = trajectories.run(u0, offsets)
             targets = {name: [torch.stack([pad_to(getattr(boxes[s], name)[i + n + 1], shape) for s, i in chosen])
                               for n in range(len(offsets))] for name in ("whole", "core")}
@@ -499,16 +496,21 @@ def _train_network(boxes: Sequence[BoxData], physics_term: bool, *, steps: int, 
             if physics_term:  # APHYNITY-style: keep the network's share small so D_w, ρ stay meaningful
                 rate = network(u0, static, codes[subject]) * network.time_scale_days
                 loss = loss + 0.1 * rate.pow(2).mean()
+                # densities outside [0, 1] are unphysical and make the logistic term stiff
+                loss = loss + (torch.relu(predicted - 1.0).pow(2) + torch.relu(-predicted).pow(2)).mean()
             optimizer.zero_grad()
             loss.backward()
+            gradients = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if not all(torch.isfinite(g).all() for g in gradients) or not torch.isfinite(loss):
+                skipped += 1   # an unstable batch must not poison the weights: drop its update
+                continue
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
             losses.append(fit.item())
-            bar.advance()
             if (step + 1) % 25 == 0:
                 log(f"{VARIANTS[physics_term]} step {step + 1}/{steps}: label loss {np.mean(losses[-25:]):.4f}")
     summary = {"final_label_loss_last25": round(float(np.mean(losses[-25:])), 4),
-               "first_label_loss_first25": round(float(np.mean(losses[:25])), 4)}
+               "first_label_loss_first25": round(float(np.mean(losses[:25])), 4), "skipped_steps": skipped}
     physics = {}
     if log_physics is not None:
         dw = bounded(log_physics[:, 0].detach(), DW_BOUNDS_MM2_PER_DAY)

@@ -57,8 +57,8 @@ from HybridNeuroLib.synth.sample import cache_root
 
 SHIPPED = PRETRAINED_ROOT / "parallel"
 VALIDATION_SUBJECTS = 3
-POPULATION_NET_NOTE = ("0.05/day · tanh(CNN(u, p_wm + p_gm/r, p_wm, p_csf)) · domain, CNN = 3×3×3 conv (12 channels), "
-                       "two 1×1×1 convs, SiLU")
+POPULATION_NET_NOTE = ("0.05/day · tanh(CNN(u, p_wm + p_gm/r, p_wm, p_csf)) · domain, "
+                       "CNN = 3×3×3 conv (12 channels), two 1×1×1 convs, SiLU")
 # per-patient fine-tuning: few steps, small rate, strong pull towards the population weights
 FINE_TUNE = Aphynity(epochs=5, learning_rate=1e-3, lambda_step=0.0, anchor_weight=10.0)
 # population training: physics fits of the training subjects (one start, no ensemble: θ only)
@@ -123,8 +123,13 @@ class ParallelModel(ForecastModel):
         self.tissue = tissue
         self.result = fit_growth(tissue, labels_by_day, self.settings, device=self.device, progress=progress,
                                  log=log, extra_starts=self._extra_starts(tissue, labels_by_day))
-        if self.net is None:
-            return
+        if self.net is not None:
+            self._fine_tune(tissue, labels_by_day, progress=progress, log=log)
+        self.training = {**self.training, "fit_wall_time_s": round(time.perf_counter() - started, 3)}
+
+    def _fine_tune(self, tissue: TissueMaps, labels_by_day: LabelsByDay, *, progress: bool,
+                   log: Callable[[str], None]) -> None:
+        """From the population weights, on the observed days, θ fixed at the physics fit."""
         self.net.load_state_dict(self.population_state)
         if self.fine_tune_iterations == 0:
             return
@@ -137,8 +142,7 @@ class ParallelModel(ForecastModel):
         with Progress("fine-tune", total=schedule.epochs, enabled=progress, unit="it") as bar:
             history = train_residual(self.net, [(objective, self.result.best)], schedule, seed=self.settings.seed,
                                      anchor=anchor, on_epoch=lambda row: bar.advance())
-        self.training = {**self.training, "fine_tune": history,
-                         "fit_wall_time_s": round(time.perf_counter() - started, 3)}
+        self.training = {**self.training, "fine_tune": history}
         log(f"fine-tuned the residual network: data loss {history[0]['data_loss']:.4f} → "
             f"{history[-1]['data_loss']:.4f}, residual norm {history[-1]['residual_norm']:.4g}")
 
@@ -273,7 +277,8 @@ def _training_fit(case_seed: int, case) -> GrowthFit:
     """The physics fit of a training case on its observed days (cached beside the cases: it is
     deterministic and the slowest part of a training run)."""
     key = json.dumps([case_seed, TRAINING_FIT.to_dict()], sort_keys=True)
-    path = cache_root() / f"hybrid-cases-{__version__}" / f"parallel-fit-{case_seed}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = cache_root() / f"hybrid-cases-{__version__}" / f"parallel-fit-{case_seed}-{digest}.json"
     if path.is_file():
         try:
             return GrowthFit.from_dict(json.loads(path.read_text(encoding="utf-8")))
@@ -319,14 +324,17 @@ def _model_card(training: dict) -> str:
 
 - Model: du/dt = F_FK(u; θ) + F_net(u, tissue) (`HybridNeuroLib/hybrid/parallel.py`, `residual.py`);
   F_net = u · {POPULATION_NET_NOTE}
-- Training command: `hybridneuro train-hybrid parallel --subjects {training['subjects']} --seed {training['seed']} --out <folder>`
+- Training command:
+  `hybridneuro train-hybrid parallel --subjects {training['subjects']} --seed {training['seed']} --out <folder>`
 - Data: {training['subjects']} synthetic training subjects (`hybrid.cohort.training_seeds`, 2 mm, truth =
   anisotropic FK + necrosis + heterogeneous ρ), observed days 0/60/120 for the physics fit, all days
   0/60/120/180/240 as training targets (margin loss on whole tumour and core).
 - Per subject the physics (D_w, ρ, seed) is fitted on the observed days (1 start, 40 iterations) and kept
   fixed; F_net is trained with the APHYNITY objective ‖F_net‖²/(0.01/day)² + λ·loss, λ increased by the
-  epoch's mean loss after each epoch ({training['schedule']['epochs']} epochs, Adam lr {training['schedule']['learning_rate']}).
-- Final epoch: data loss {last['data_loss']:.4f}, residual norm {last['residual_norm']:.4f}, λ {training['lambda_final']:.3f};
+  epoch's mean loss after each epoch ({training['schedule']['epochs']} epochs,
+  Adam lr {training['schedule']['learning_rate']}).
+- Final epoch: data loss {last['data_loss']:.4f}, residual norm {last['residual_norm']:.4f},
+  λ {training['lambda_final']:.3f};
   wall time {training['train_wall_time_s']:.0f} s on CPU.
 
 ## Held-out check (evaluation seeds, physics fit with 1 start × 40 iterations, no fine-tuning)

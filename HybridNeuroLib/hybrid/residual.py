@@ -16,7 +16,7 @@ bounded by ``max_rate_per_day`` (g_max, default 0.05/day, about the population �
 The factor u keeps the residual from creating tumour where there is none (so healthy
 tissue stays healthy and the APHYNITY norm measures corrections to the lesion, not
 background noise); the bound and the clamp below keep u in [0, 1]. The last layer starts
-at zero, so an untrained network is exactly the physics.
+at zero: an untrained network adds nothing.
 
 :func:`rollout` integrates by Lie splitting: each interval between output days is split
 into equal steps of at most ``step_days``; per step the physics solver
@@ -24,9 +24,14 @@ into equal steps of at most ``step_days``; per step the physics solver
 Δt, then u ← clamp(u + Δt·F_net(u), 0, 1). The splitting error is O(Δt²·|F_net|·|F_FK|);
 the explicit residual step u·(1 + Δt·g) is stable and never negative while
 Δt·g_max ≤ 1 (checked; 20 days × 0.05/day), and costs one network evaluation per step
-where Strang splitting would cost two (the network dominates the cost on CPU). Without a network the rollout is *one* solve call over all output days —
-literally the call :func:`HybridNeuroLib.physics.simulate` and the fit's objective make —
-so the parallel model without its network reproduces the physics model bit for bit.
+where Strang splitting would cost two (the network dominates the cost on CPU). Without a
+network the rollout is *one* solve call over all output days — literally the call
+:func:`HybridNeuroLib.physics.simulate` makes — so the parallel model without its network
+reproduces the physics model's forecasts bit for bit.
+
+Training: :class:`HybridObjective` is the fit's margin-loss objective with this rollout as the
+model; :func:`train_residual` minimises the APHYNITY objective (:class:`Aphynity`) over
+subjects with θ fixed.
 """
 
 from __future__ import annotations
@@ -183,7 +188,8 @@ class Aphynity:
     """min ‖F_net‖² subject to the data (Yin et al., ICLR 2021): loss = ‖F_net‖²/scale² + λ·L_data,
     λ ← λ + ``lambda_step``·L_data after every pass over the subjects (Uzawa's increasing schedule).
 
-    ‖F_net‖² is the rollout's ``residual_norm`` (:class:`Rollout`), in units of ``norm_scale_per_day``². ``anchor_weight`` > 0 adds anchor_weight·Σ(w − w₀)²/Σw₀², a pull
+    ‖F_net‖² is the rollout's ``residual_norm`` (:class:`Rollout`), in units of
+    ``norm_scale_per_day``². ``anchor_weight`` > 0 adds anchor_weight·Σ(w − w₀)²/Σw₀², a pull
     towards reference weights w₀ (the population network when fine-tuning one patient).
     """
 
