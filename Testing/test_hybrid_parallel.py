@@ -3,9 +3,6 @@ penalty, fit/predict, checkpoints, input errors, and the parallel-series wiring.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -132,19 +129,14 @@ def test_the_shipped_network_loads_by_default_and_refuses_another_voxel_size():
         make_model("parallel", settings=SMALL)
 
 
-def test_parallel_series_descends_from_the_encoder_estimate_too(case, monkeypatch):
-    calls = []
+def test_parallel_series_descends_from_the_series_encoder_estimate_too(case):
+    from HybridNeuroLib.hybrid.series import encoder_start
 
-    def encoder_start(tissue, labels_by_day):
-        calls.append(len(labels_by_day))
-        first = sitk.GetArrayFromImage(labels_by_day[0][1]) > 0
-        centre_ijk = np.argwhere(first).mean(axis=0)[::-1]
-        centre = tuple(float(v) for v in case.tissue.geometry.ijk_to_ras() @ np.append(centre_ijk, 1.0))[:3]
-        return GrowthFit(0.2, 0.02, centre, 6.0, float("nan"))
-
-    monkeypatch.setitem(sys.modules, "HybridNeuroLib.hybrid.series",
-                        types.SimpleNamespace(encoder_start=encoder_start))
+    estimate = encoder_start(case.tissue, case.observed)
+    messages = []
     model = make_model("parallel-series", settings=SMALL, pretrained=None, fine_tune_iterations=0)
-    model.fit(case.tissue, case.observed, progress=False)
-    assert calls == [2] and len(model.result.starts) == SMALL.starts + 1
+    model.fit(case.tissue, case.observed, progress=False, log=messages.append)
+    assert len(model.result.starts) == SMALL.starts + 1
+    assert (f"start 2/2: D_w = {estimate.dw_mm2_per_day:.3g} mm²/day, ρ = {estimate.rho_per_day:.3g} /day"
+            in messages)
     assert model.predict([120]).volumes[0]["whole_ml"] > 0

@@ -335,7 +335,8 @@ def _model_card(training: dict) -> str:
   Adam lr {training['schedule']['learning_rate']}).
 - Final epoch: data loss {last['data_loss']:.4f}, residual norm {last['residual_norm']:.4f},
   λ {training['lambda_final']:.3f};
-  wall time {training['train_wall_time_s']:.0f} s on CPU.
+  wall time {training['train_wall_time_s']:.0f} s on CPU (the training subjects' physics fits are cached under
+  `$HYBRIDNEURO_CACHE`; each uncached one adds ~20–60 s).
 
 ## Held-out check (evaluation seeds, physics fit with 1 start × 40 iterations, no fine-tuning)
 

@@ -190,37 +190,40 @@ class SeriesModel(ForecastModel):
 def _model_card(record: dict) -> str:
     training = record["training"]
     validation = training.get("validation", {})
+    percent = lambda key: f"{validation.get(key, math.nan):.0%}"  # noqa: E731
     return f"""# Series hybrid encoder (`series`)
 
-**Trained on synthetic data only. Not a clinical model**: not validated on patients, not for diagnosis
-or treatment decisions.
+**Trained on synthetic data only. Not a clinical model**: not validated on patients, not for
+diagnosis or treatment decisions.
 
-What it does: reads the whole-tumour and core masks of 2–3 timepoints (first, middle, last) and the
-wm/gm/csf maps in a {enc.CROP_VOXELS}³ crop at {enc.CROP_SPACING_MM:g} mm around the first lesion, plus the day
-gaps, and outputs Fisher–Kolmogorov D_w, ρ and the tumour seed centre (see
-`HybridNeuroLib/hybrid/encoder.py`). Used alone (`make_model("series")`) or as an extra start of
-the gradient fit (`PhysicsModel(start_from_encoder=True)`).
+What it does: reads the whole-tumour and core masks of 2–3 timepoints (first, middle, last) and
+the wm/gm/csf maps in a {enc.CROP_VOXELS}³ crop at {enc.CROP_SPACING_MM:g} mm around the first lesion, plus
+the day gaps, and outputs Fisher–Kolmogorov D_w, ρ and the tumour seed centre
+(`HybridNeuroLib/hybrid/encoder.py`). Used alone (`make_model("series")`) or as an extra start
+of the gradient fit (`PhysicsModel(start_from_encoder=True)`).
 
-Training command: `{training['command']}` (CPU, one thread; {training['total_s']:.0f} s in all).
+Training command: `{training['command']}` (CPU, one thread;
+{training['total_s']:.0f} s, of which training {training['train_s']:.0f} s; simulations are cached
+under the cache root and reused by a repeated call).
 
 Data: {training['subjects']} training anatomies (SRI24 at 2 mm, randomly deformed; seeds from
-`hybrid.cohort.training_seeds`), {training['simulations_per_subject']} FK simulations each by the engine's own
-solver: a 3 mm seed in deep white matter, D_w and ρ log-uniform in the literature ranges with front
-speed 0.02–0.12 mm/day (`synth.parameters.sample_parameters`), first scan when the visible lesion is
-about the drawn detection radius (7–14 mm), scans every 15 days to day 240, labels at the default
-thresholds; schedules of 2–3 scans with gaps 30–120 days drawn during training; axis flips and
-permutations as augmentation. Simulations with no visible lesion at the first scan are dropped.
-Truth here is the plain FK model with the fit's own tissue model (r = 10): on lesions from richer
-growth (anisotropy, necrosis, heterogeneous ρ) expect larger errors.
+`hybrid.cohort.training_seeds`), {training['simulations_per_subject']} FK simulations on each by the
+engine's own solver: a 3 mm seed in deep white matter, D_w and ρ log-uniform in the literature
+ranges with front speed 0.02–0.12 mm/day (`synth.parameters.sample_parameters`), first scan when
+the visible lesion has about the drawn detection radius (7–14 mm), scans every 15 days to day
+240, labels at the default thresholds. Schedules of 2–3 scans with gaps of 30–120 days are drawn
+during training (visible, non-shrinking lesions only); axis flips and permutations augment.
+The truth is the plain FK model with the fit's own tissue model (r = 10): on lesions from
+richer growth (anisotropy, necrosis, heterogeneous ρ, real scans) expect larger errors.
 
-Training: {training['steps']} Adam steps, batch {training['batch']}, learning rate {training['learning_rate']}
-(cosine), seed {training['seed']}, {training['simulations']} usable simulations; final training loss
-{training['final_training_loss']}.
+Training: {training['steps']} Adam steps, batch {training['batch']}, learning rate
+{training['learning_rate']} (cosine), seed {training['seed']}, {training['simulations']} usable simulations;
+final training loss {training['final_training_loss']}.
 
-Validation ({training['validation_subjects']} held-out training-cohort anatomies, {validation.get('cases', 0)}
-simulations, one random schedule each): median relative error
-D_w {validation.get('dw_median_relative_error', math.nan):.0%},
-ρ {validation.get('rho_median_relative_error', math.nan):.0%}, front speed
-{validation.get('speed_median_relative_error', math.nan):.0%}; median seed error
-{validation.get('seed_median_error_mm', math.nan):.1f} mm.
+Validation ({training['validation_subjects']} held-out training-cohort anatomies,
+{validation.get('cases', 0)} simulations, one random schedule each): median relative error
+D_w {percent('dw_median_relative_error')}, ρ {percent('rho_median_relative_error')}, front speed
+{percent('speed_median_relative_error')}; median seed error {validation.get('seed_median_error_mm', math.nan):.1f} mm
+(the seed of these simulations lies within ~1 mm of the first lesion's centroid, so this number
+says little).
 """
