@@ -115,12 +115,11 @@ def test_fitting_the_onset_recovers_dw_and_rho_of_a_grown_lesion(grown_case):
     result = fit_growth(tissue, labels, FitSettings(starts=1, iterations=60, members=0, seed=7, fit_onset=True),
                         progress=False)
     best = result.best
-    # measured: D_w −1.3 %, ρ +7.7 %, onset 91 days (truth 100), seed radius kept at 3 mm;
-    # the Gaussian-at-day-0 fit of the same data (fit_onset=False) gives D_w −53 %, ρ −8 %
+    # measured: D_w +5.6 %, ρ +2.8 %, onset 70 days (truth 100; the fitted seed radius, 4.0 mm, absorbs
+    # the rest); the Gaussian-at-day-0 fit of the same data (fit_onset=False) gives D_w −53 %, ρ −8 %
     assert abs(best.dw_mm2_per_day / 0.1 - 1) < 0.15, best
     assert abs(best.rho_per_day / 0.04 - 1) < 0.15, best
-    assert 50.0 < best.onset_days < 150.0 and "onset" in result.messages[0]
-    assert best.radius_mm == FitSettings().onset_seed_radius_mm
+    assert 20.0 < best.onset_days < 200.0 and "onset" in result.messages[0]
     forecast = predict(result, tissue, [80.0])   # the forecast starts from the grown seed, not the bare one
     observed = sitk.GetArrayViewFromImage(labels[2][1]) > 0
     assert dice(sitk.GetArrayViewFromImage(forecast.labels[0]) > 0, observed) > 0.95

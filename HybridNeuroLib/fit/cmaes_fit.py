@@ -56,7 +56,7 @@ class _Space:
         if fit_growth:
             self.scalars += [("dw_mm2_per_day", settings.dw_bounds_mm2_per_day),
                              ("rho_per_day", settings.rho_bounds_per_day)]
-        if settings.fits_radius(fit_growth):
+        if settings.fit_radius:
             self.scalars.append(("radius_mm", RADIUS_RANGE_MM))
         if fit_growth and settings.fit_onset:  # one scan cannot date a lesion
             self.scalars.append(("onset_days", settings.onset_bounds_days))

@@ -23,8 +23,9 @@ centre with its visible volume matched (:func:`HybridNeuroLib.physics.initial.le
 keeping the lowest loss; then the uncertainty ensemble
 (:mod:`.ensemble`). With one timepoint only the seed is fitted, D_w and ρ stay at the
 population priors, and a warning says that growth speed is not identifiable. With
-``settings.fit_onset`` the starts are a small seed of fixed radius (``onset_seed_radius_mm``)
-grown for a fitted onset before the first timepoint, instead of a Gaussian at the first timepoint.
+``settings.fit_onset`` the starts are a small seed (``onset_seed_radius_mm``; its radius still
+fitted) grown for a fitted onset before the first timepoint, instead of a Gaussian at the first
+timepoint.
 Deterministic for a fixed ``settings.seed`` (CPU).
 """
 
@@ -82,7 +83,7 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
         raise ValueError(f"lesion labels of day {data.first_day:g}: the lesion's centre is not in the brain "
                          f"tissue domain ({error})") from None
     if settings.fit_onset and identifiable:  # a small seed, dated from the first lesion's size
-        radius = settings.onset_seed_radius_mm
+        radius = min(settings.onset_seed_radius_mm, seed.radius_mm)
         points = [GrowthFit(dw, rho, seed.centre_ras_mm, radius, math.nan,
                             onset_days=onset_days(data, settings, dw, rho, radius))
                   for dw, rho in starting_points(data, settings)]

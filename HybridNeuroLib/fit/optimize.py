@@ -88,8 +88,7 @@ def descend(objective: Objective, start: GrowthFit, settings: FitSettings, *, it
     """
     z_dw = unbounded(start.dw_mm2_per_day, settings.dw_bounds_mm2_per_day).requires_grad_(fit_growth)
     z_rho = unbounded(start.rho_per_day, settings.rho_bounds_per_day).requires_grad_(fit_growth)
-    log_radius = torch.tensor(math.log(start.radius_mm), dtype=torch.float64,
-                              requires_grad=settings.fits_radius(fit_growth))
+    log_radius = torch.tensor(math.log(start.radius_mm), dtype=torch.float64, requires_grad=settings.fit_radius)
     centre = torch.tensor(start.centre_ras_mm, dtype=torch.float64, requires_grad=True)
     onset_bounds = settings.onset_bounds_days
     z_onset = (unbounded(max(start.onset_days, onset_bounds[0]), onset_bounds).requires_grad_(True)

@@ -34,7 +34,7 @@ class FitSettings:
     iterations: int = 60                   # Adam iterations per start
     learning_rate: float = 0.1             # on the bounded log-parameters (and seed radius)
     centre_learning_rate_mm: float = 0.5   # Adam step of the seed centre, in mm
-    fit_radius: bool = True                # also fit the seed's half-maximum radius (not with fit_onset)
+    fit_radius: bool = True                # also fit the seed's half-maximum radius
     seed: int = 0                          # random seed: same seed, same data → same fit
     dw_bounds_mm2_per_day: tuple[float, float] = (0.02, 1.5)
     rho_bounds_per_day: tuple[float, float] = (0.005, 0.2)
@@ -55,7 +55,7 @@ class FitSettings:
     cmaes_sigma: float = 0.1               # CMA-ES: initial step in unit-scaled coordinates (see cmaes_fit)
     fit_onset: bool = False                # also fit how long the seed grew before the first timepoint
     onset_bounds_days: tuple[float, float] = (1.0, 2000.0)
-    onset_seed_radius_mm: float = 3.0      # with fit_onset: the (fixed) seed's half-maximum radius
+    onset_seed_radius_mm: float = 3.0      # with fit_onset: the starting seed's half-maximum radius
 
     def __post_init__(self) -> None:
         positive = {"voxel_mm": self.voxel_mm, "learning_rate": self.learning_rate,
@@ -96,11 +96,6 @@ class FitSettings:
             raise ValueError(f"fit settings: boundary_sd_mm must be ≥ 0, got {self.boundary_sd_mm!r}")
         if not 0 < self.shrink_tolerance <= 1:
             raise ValueError(f"fit settings: shrink_tolerance must lie in (0, 1], got {self.shrink_tolerance!r}")
-
-    def fits_radius(self, fit_growth: bool = True) -> bool:
-        """Whether the seed radius moves: not when the onset is fitted (the seed is then a small origin of
-        fixed size and its age sets the profile — both free would trade one for the other)."""
-        return self.fit_radius and not (self.fit_onset and fit_growth)
 
     def to_dict(self) -> dict:
         record = asdict(self)
