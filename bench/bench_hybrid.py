@@ -47,7 +47,7 @@ from HybridNeuroLib.metrics import dice, hd95_mm  # noqa: E402
 
 OBSERVED_DAYS, FUTURE_DAYS, MARGIN_MM = (0.0, 60.0, 120.0), (180.0, 240.0), 15.0
 BASELINES = ("no-growth", "margin-15mm")
-HYBRIDS = ("series", "parallel", "parallel-series", "solver-in-the-loop")
+HYBRIDS = ("series", "parallel", "parallel-series", "neural-ode-physics", "solver-in-the-loop")
 DATA_ONLY = "neural-ode"
 # only the best fit is scored: no uncertainty ensembles (the same saving for every physics-based model)
 MODEL_OPTIONS = {name: {"settings": FitSettings(members=0)} for name in ("physics", "parallel", "parallel-series")}

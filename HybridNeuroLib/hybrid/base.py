@@ -46,6 +46,7 @@ MODEL_MODULES: dict[str, str] = {
     "series": "HybridNeuroLib.hybrid.series",
     "parallel-series": "HybridNeuroLib.hybrid.parallel",
     "neural-ode": "HybridNeuroLib.hybrid.neural_ode",
+    "neural-ode-physics": "HybridNeuroLib.hybrid.neural_ode",
     "solver-in-the-loop": "HybridNeuroLib.hybrid.solver_in_loop",
 }
 PRETRAINED_ROOT = Path(__file__).resolve().parent / "models"   # shipped population components, one folder each

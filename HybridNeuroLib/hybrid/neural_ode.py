@@ -554,6 +554,18 @@ def _grid_from_record(record: dict) -> ImageGeometry:
                          tuple(tuple(row) for row in record["direction_lps"]))
 
 
+@register
+class NeuralOdePhysicsModel(NeuralOdeModel):
+    """The neural ODE whose vector field includes the Fisher–Kolmogorov term: ``physics_term=True`` by name."""
+
+    name = "neural-ode-physics"
+
+    def __init__(self, *, physics_term: bool = True, **options):
+        if not physics_term:
+            raise ValueError("model 'neural-ode-physics' always has the physics term; use 'neural-ode' without it")
+        super().__init__(physics_term=True, **options)
+
+
 @dataclass(frozen=True)
 class _GeometryOnly:   # what tissue_record reads
     geometry: ImageGeometry
