@@ -12,7 +12,7 @@ from HybridNeuroLib.fit import FitSettings, fit_growth, predict
 from HybridNeuroLib.fit.objective import Objective
 from HybridNeuroLib.fit.observations import prepare_observations
 from HybridNeuroLib.metrics import dice
-from HybridNeuroLib.physics import GrowthParameters, Seed, seed_density, simulate
+from HybridNeuroLib.physics import GrowthParameters, Seed, simulate
 
 SETTINGS = FitSettings(starts=1, iterations=60, members=6, member_iterations=20, seed=7)
 

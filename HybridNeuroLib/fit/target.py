@@ -118,7 +118,8 @@ def compare_targets(density: sitk.Image, planning_labels: sitk.Image, later_labe
     lesion labels that day (its core defines the standard target); ``later_labels``: the later
     observed lesion; ``domain_kji``: the brain/tissue mask. All on one grid. A planning lesion
     without a core (non-enhancing) gets the margin around its whole tumour instead, as is usual
-    for such lesions (``standard_basis`` in the summary says which). The summary is JSON-ready (coverages ``None`` where the later scan has no such lesion); ``with_masks`` adds
+    for such lesions (``standard_basis`` in the summary says which). The summary is JSON-ready
+    (coverages ``None`` where the later scan has no such lesion); ``with_masks`` adds
     ``masks`` = {"standard", "model"} boolean arrays.
     """
     geometry = ImageGeometry.from_image(planning_labels)

@@ -263,7 +263,7 @@ class NeuralOdeModel(ForecastModel):
                 torch.manual_seed(self.options["seed"])
                 self.networks[self.variant] = FieldNetwork()
             else:
-                population = load_model(self.weights, expected=self.name)
+                population = load_model(self.weights, expected=NeuralOdeModel.name)
                 if self.variant not in population.networks:
                     raise ValueError(f"model 'neural-ode': {self.weights} holds no {self.variant!r} network "
                                      f"(has {sorted(population.networks)}); retrain with train-hybrid neural-ode")
