@@ -34,6 +34,7 @@ import SimpleITK as sitk
 import torch
 
 from HybridNeuroLib import __version__
+from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.physics import TissueMaps
 
 CHECKPOINT_FORMAT = "hybridneuro-model/1"
@@ -186,16 +187,21 @@ def tissue_tensors(tissue: TissueMaps) -> dict[str, torch.Tensor]:
     return {f"tissue.{name}": torch.from_numpy(getattr(tissue, name).copy()) for name in ("gm", "wm", "csf")}
 
 
-def tissue_record(tissue: TissueMaps) -> dict:
-    geometry = tissue.geometry
+def geometry_record(geometry: ImageGeometry) -> dict:
+    """A grid as JSON-ready values (the inverse of :func:`geometry_from_record`)."""
     return {"size": list(geometry.size), "spacing_mm": list(geometry.spacing_mm),
             "origin_lps_mm": list(geometry.origin_lps_mm), "direction_lps": [list(row) for row in geometry.direction_lps]}
 
 
-def tissue_from_saved(record: dict, tensors: dict[str, torch.Tensor]) -> TissueMaps:
-    from HybridNeuroLib.geometry import ImageGeometry
+def geometry_from_record(record: dict) -> ImageGeometry:
+    return ImageGeometry(tuple(record["size"]), tuple(record["spacing_mm"]), tuple(record["origin_lps_mm"]),
+                         tuple(tuple(row) for row in record["direction_lps"]))
 
-    geometry = ImageGeometry(tuple(record["size"]), tuple(record["spacing_mm"]), tuple(record["origin_lps_mm"]),
-                             tuple(tuple(row) for row in record["direction_lps"]))
-    return TissueMaps(geometry=geometry,
+
+def tissue_record(tissue: TissueMaps) -> dict:
+    return geometry_record(tissue.geometry)
+
+
+def tissue_from_saved(record: dict, tensors: dict[str, torch.Tensor]) -> TissueMaps:
+    return TissueMaps(geometry=geometry_from_record(record),
                       **{name: tensors[f"tissue.{name}"].numpy() for name in ("gm", "wm", "csf")})

@@ -59,8 +59,8 @@ from torchdiffeq import odeint
 from HybridNeuroLib.fit import Forecast
 from HybridNeuroLib.fit.observations import FitData, prepare_observations, resample_array
 from HybridNeuroLib.geometry import ImageGeometry
-from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, ForecastModel, LabelsByDay, load_model, register,
-                                        tissue_record)
+from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, ForecastModel, LabelsByDay, geometry_from_record,
+                                        geometry_record, load_model, register)
 from HybridNeuroLib.hybrid.ode_field import FieldNetwork, VectorField
 from HybridNeuroLib.labels import ImagingThresholds, density_to_labels
 from HybridNeuroLib.physics import FisherKolmogorov, ScalarDiffusion, TissueMaps
@@ -374,8 +374,8 @@ class NeuralOdeModel(ForecastModel):
                   "networks": {name: net.config() for name, net in self.networks.items()},
                   "population": self.population, "training": self.training}
         if self.box is not None:
-            record["patient"] = {"box_grid": _grid_record(self.box.geometry), "days": list(self.box.days),
-                                 "tissue_grid": _grid_record(self.tissue_grid),
+            record["patient"] = {"box_grid": geometry_record(self.box.geometry), "days": list(self.box.days),
+                                 "tissue_grid": geometry_record(self.tissue_grid),
                                  "fit": self.fit_record, **self.physics_parameters()}
         return record
 
@@ -402,10 +402,10 @@ class NeuralOdeModel(ForecastModel):
             model.networks[name] = network
         patient = record.get("patient")
         if patient is not None:
-            model.box = BoxData(_grid_from_record(patient["box_grid"]), tensors["box.static"],
+            model.box = BoxData(geometry_from_record(patient["box_grid"]), tensors["box.static"],
                                 tensors["box.diffusivity"], tuple(patient["days"]), tensors["box.states"],
                                 tensors["box.whole"], tensors["box.core"])
-            model.tissue_grid = _grid_from_record(patient["tissue_grid"])
+            model.tissue_grid = geometry_from_record(patient["tissue_grid"])
             model.code, model.log_physics = tensors["patient.code"], tensors.get("patient.log_physics")
             model.fit_record = patient["fit"]
         return model
@@ -545,13 +545,6 @@ def model_card(training: dict, population: dict) -> str:
 """
 
 
-def _grid_record(geometry: ImageGeometry) -> dict:
-    return tissue_record(_GeometryOnly(geometry))
-
-
-def _grid_from_record(record: dict) -> ImageGeometry:
-    return ImageGeometry(tuple(record["size"]), tuple(record["spacing_mm"]), tuple(record["origin_lps_mm"]),
-                         tuple(tuple(row) for row in record["direction_lps"]))
 
 
 @register
@@ -566,6 +559,3 @@ class NeuralOdePhysicsModel(NeuralOdeModel):
         super().__init__(physics_term=True, **options)
 
 
-@dataclass(frozen=True)
-class _GeometryOnly:   # what tissue_record reads
-    geometry: ImageGeometry
