@@ -47,14 +47,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib.fit import FitResult, FitSettings, Forecast
-from HybridNeuroLib.fit.predict import tissue_on_grid
 from HybridNeuroLib.fit.result import PARAMS_NAME
 from HybridNeuroLib.fit.study_fit import study_grid, study_labels, study_tissue
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid.base import MODEL_MODULES, RECORD_NAME, TENSORS_NAME, ForecastModel, load_model, make_model
 from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.outputs import day_image_paths, probability_path, write_image
-from HybridNeuroLib.physics import TissueMaps, TreatmentPlan, seed_density
+from HybridNeuroLib.physics import TissueMaps, TreatmentPlan
 from HybridNeuroLib.progress import Progress
 from HybridNeuroLib.study import Study, read_study
 
@@ -131,13 +130,8 @@ def save_fit(model: ForecastModel, study: Study, study_folder: Path, out: Path) 
     files = [model.save(out)] + ([out / TENSORS_NAME] if (out / TENSORS_NAME).is_file() else [])
     summary = model_summary(model) | {"study": record}
     (out / PARAMS_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    grid = study_grid(study)
-    if result is not None:
-        tissue = tissue_on_grid(model_tissue(model, study), grid)
-        initial = seed_density(grid, result.best.seed).numpy() * tissue.domain_mask(result.settings.tissue_threshold)
-        initial_image = grid.image_from_array(initial.astype(np.float32))
-    else:
-        initial_image = model.predict([study.timepoints[0].day], grid=grid).density[0]
+    # the model's own state at the first timepoint (for physics: the seed, grown for the fitted onset if any)
+    initial_image = model.predict([study.timepoints[0].day], grid=study_grid(study)).density[0]
     files += [out / PARAMS_NAME, write_image(initial_image, out / INITIAL_NAME)]
     return files
 

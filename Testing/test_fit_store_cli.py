@@ -105,3 +105,19 @@ def test_fit_command_without_segmentations_says_so(small, tmp_path, capsys):
     study = _study(tmp_path, tissue, labels, with_seg=False)
     assert main(["fit", str(study), "--out", str(tmp_path / "fit")]) == 2
     assert "no lesion segmentation" in capsys.readouterr().err and not (tmp_path / "fit").exists()
+
+
+def test_fit_command_with_cmaes_and_onset_records_the_age_and_writes_the_grown_initial_state(small, tmp_path):
+    tissue, labels = small
+    study = _study(tmp_path, tissue, labels)
+    fit_dir = tmp_path / "fit"
+    assert main(["fit", str(study), "--out", str(fit_dir), "--voxel-mm", "4", "--starts", "1", "--members", "0",
+                 "--optimizer", "cmaes", "--evaluations", "40", "--fit-onset"]) == 0
+    record = json.loads((fit_dir / "params.json").read_text())
+    assert record["settings"]["optimizer"] == "cmaes" and record["settings"]["fit_onset"] is True
+    assert record["seed"]["onset_days"] > 0 and record["best"]["onset_days"] == record["seed"]["onset_days"]
+    initial = sitk.GetArrayFromImage(sitk.ReadImage(str(fit_dir / "initial_density.nii.gz")))
+    model = load_model(fit_dir)
+    at_first_day = sitk.GetArrayFromImage(model.predict([labels[0][0]]).density[0])
+    np.testing.assert_array_equal(initial, at_first_day)   # the grown seed, not the bare one
+    assert initial.max() < 1.0 and (initial > 0.25).sum() > 1
