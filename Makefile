@@ -19,15 +19,16 @@ $(STAMP): pyproject.toml Makefile
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# the demo's own folder is regenerated on every run (its results are deterministic)
+# the whole pipeline on the embedded sample case; its own folder is regenerated on every run
 demo: $(STAMP)
-	$(VENV)/bin/hybridneuro demo --out $(DEMO_OUT) --overwrite
+	$(VENV)/bin/hybridneuro run --sample --out $(DEMO_OUT) --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest
 
+# every benchmark (tens of minutes to hours on 2 cores; each writes bench/results/*.md)
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)
