@@ -93,7 +93,8 @@ def run_one(name: str, case: SyntheticCase) -> dict:
         model.fit(case.tissue, case.observed, progress=False)
         forecast = model.predict([day for day, _ in case.future], grid=case.tissue.geometry)
         predicted = [sitk.GetArrayFromImage(image) for image in forecast.labels]
-    return {"model": name, "subject": case.seed, "fit_s": time.perf_counter() - started, **scores(predicted, case)}
+    return {"model": name, "subject": case.seed, "fit_s": time.perf_counter() - started,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, **scores(predicted, case)}
 
 
 def subject_mean(row: dict, key: str) -> float:
@@ -178,7 +179,8 @@ def main() -> None:
                 out.write(json.dumps(row) + "\n")
             print(f"subject {n + 1}/{len(subjects)} {name}: WT Dice "
                   f"{subject_mean(row, 'wt_dice'):.3f}, {row['fit_s']:.1f} s", flush=True)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        peak = max([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]
+                   + [r.get("peak_rss_mib", 0.0) for r in rows])   # rows of resumed runs carry their own
         args.out.write_text(table(rows, failures, subjects[:n + 1], peak))
     print(args.out.read_text())
 
