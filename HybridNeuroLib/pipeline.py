@@ -390,7 +390,7 @@ def _write_json(record: dict, path: Path) -> Path:
     return path
 
 
-def _segment_missing(study: Study, out: Path, model_folder: str | None, *, progress: bool,
+def segment_missing(study: Study, out: Path, model_folder: str | None, *, progress: bool,
                      log: Callable[[str], None]) -> tuple[Study, list[str]]:
     """Segment timepoints without ``seg``; their labels go to ``out`` and into the returned study."""
     missing = [tp for tp in study.timepoints if tp.seg is None]
@@ -400,8 +400,13 @@ def _segment_missing(study: Study, out: Path, model_folder: str | None, *, progr
     from HybridNeuroLib.segment.model import default_model, load_model_folder
 
     model = load_model_folder(model_folder) if model_folder else default_model()
-    for tp in missing:
-        model.check_contrasts(tp.images.keys())  # every timepoint usable before any work
+    for tp in missing:  # every timepoint usable before any work
+        try:
+            model.check_contrasts(tp.images.keys())
+        except ValueError as error:
+            raise ValueError(f"study {study.subject!r}: timepoint {tp.id} has no lesion segmentation (seg) and cannot "
+                             f"be segmented automatically: {error}; add its seg.nii.gz or the missing "
+                             "contrasts") from None
     which = f"model {model_folder}" if model_folder else "the shipped default model"
     log(f"segmenting timepoint(s) {', '.join(tp.id for tp in missing)} (no seg in the study) with {which}")
     warnings = [f"timepoint(s) {', '.join(tp.id for tp in missing)} had no lesion segmentation and were segmented "
@@ -418,7 +423,7 @@ def _segment_missing(study: Study, out: Path, model_folder: str | None, *, progr
     return study.with_changes(timepoints=timepoints), warnings
 
 
-def _derive_tissue(study: Study, out: Path, log: Callable[[str], None]) -> tuple[Study, list[str]]:
+def derive_tissue(study: Study, out: Path, log: Callable[[str], None]) -> tuple[Study, list[str]]:
     if study.tissue:
         return study, []
     from HybridNeuroLib.anatomy.tissue import tissue_from_atlas
@@ -471,10 +476,10 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
     original = study
     step("read")
     with staged_folder(out, overwrite=overwrite) as staging:
-        study, warnings = _segment_missing(study, staging / SEGMENTATION_FOLDER, settings.segmentation_model,
+        study, warnings = segment_missing(study, staging / SEGMENTATION_FOLDER, settings.segmentation_model,
                                            progress=progress, log=log)
         step("segment")
-        study, tissue_warnings = _derive_tissue(study, staging / TISSUE_FOLDER, log)
+        study, tissue_warnings = derive_tissue(study, staging / TISSUE_FOLDER, log)
         warnings += tissue_warnings
         step("tissue")
         log(f"{study.subject}: fitting the {settings.model!r} model to the lesions of days "

@@ -254,3 +254,15 @@ def test_run_needs_exactly_one_study(study, tmp_path):
         code, _, stderr = _main(argv)
         assert code == 2 and "either a study folder or --sample" in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_segments_timepoints_without_seg_and_keeps_them_beside_the_fit(study, tmp_path):
+    folder, true_tp2 = study
+    before = folder_digest(folder)
+    code, stdout, stderr = _main(["fit", str(folder), "--out", str(tmp_path / "fit"), *TINY_FIT])
+    assert code == 0, stderr
+    segmented = sitk.ReadImage(str(tmp_path / "fit" / "segmentation" / "seg_tp2.nii.gz"))
+    found, truth = sitk.GetArrayFromImage(segmented) > 0, sitk.GetArrayFromImage(true_tp2) > 0
+    assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.7
+    assert "segmented automatically" in stdout and (tmp_path / "fit" / "params.json").is_file()
+    assert folder_digest(folder) == before   # the study stays read-only

@@ -104,7 +104,9 @@ def test_fit_command_without_segmentations_says_so(small, tmp_path, capsys):
     tissue, labels = small
     study = _study(tmp_path, tissue, labels, with_seg=False)
     assert main(["fit", str(study), "--out", str(tmp_path / "fit")]) == 2
-    assert "no lesion segmentation" in capsys.readouterr().err and not (tmp_path / "fit").exists()
+    error = capsys.readouterr().err
+    assert "timepoint tp0 has no lesion segmentation" in error and "t1n, t1c, t2w" in error
+    assert not (tmp_path / "fit").exists()
 
 
 def test_fit_command_with_cmaes_and_onset_records_the_age_and_writes_the_grown_initial_state(small, tmp_path):

@@ -3,8 +3,9 @@
     $ hybridneuro fit study --out fit                   # then: hybridneuro predict fit --out forecast
     $ hybridneuro fit study --out fit --model physics   # any name of HybridNeuroLib.hybrid.model_names()
 
-reads the study's ``seg`` labels (every timepoint needs one; ``hybridneuro run`` segments
-missing ones) and tissue maps, fits the model (``--model``, default ``physics``: D_w, ρ and the
+reads the study's ``seg`` labels — timepoints without one are segmented with the shipped default
+model (or ``--segmentation-model DIR``) into ``fit/segmentation/`` — and tissue maps (derived from
+the SRI24 atlas into ``fit/tissue/`` when the study has none, with a warning), fits the model (``--model``, default ``physics``: D_w, ρ and the
 seed at a 2 mm grid, ``--voxel-mm``, with the uncertainty ensemble) and writes into ``fit/`` the
 checkpoint (``model.json`` + ``tensors.pt``, read back by ``predict``/``treat`` and
 ``HybridNeuroLib.hybrid.load_model``), ``params.json`` (physics: parameters, intervals, seed in
@@ -18,12 +19,15 @@ outputs are kept unless ``--overwrite``. Python: ``HybridNeuroLib.pipeline.fit_m
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from pathlib import Path
 
 from HybridNeuroLib.fit import FitSettings
 from HybridNeuroLib.outputs import prepare_output_folder
-from HybridNeuroLib.pipeline import (available_models, check_model_name, fit_files, fit_model, model_options,
-                                     physics_result, save_fit)
+from HybridNeuroLib.pipeline import (SEGMENTATION_FOLDER, TISSUE_FOLDER, available_models, check_model_name,
+                                     derive_tissue, fit_files, fit_model, model_options, physics_result, save_fit,
+                                     segment_missing)
 from HybridNeuroLib.study import read_study
 
 
@@ -64,6 +68,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument("--timepoints", nargs="+", metavar="ID", help="timepoint ids to fit (default: all)")
     add_fit_options(parser)
+    parser.add_argument("--segmentation-model", metavar="DIR",
+                        help="model folder for timepoints without seg (default: the shipped synthetic-data model)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(func=run)
 
@@ -77,11 +83,20 @@ def run(args: argparse.Namespace) -> int:
     settings = fit_settings(args)
     if not model_options(name, settings):
         print(f"note: model {name!r} is not fitted with FitSettings; --voxel-mm, --starts, … are ignored")
-    model = fit_model(study, name, settings, timepoint_ids=args.timepoints, log=print)
-    result = physics_result(model)
-    for message in (result.warnings if result is not None else getattr(model, "warnings", ())):
-        print(f"warning: {message}")
-    save_fit(model, study, study_folder, out)
+    with tempfile.TemporaryDirectory(prefix="hybridneuro-fit-") as scratch:
+        # derived inputs are written to scratch and move into OUT only once the fit succeeded
+        study, derived = segment_missing(study, Path(scratch) / SEGMENTATION_FOLDER, args.segmentation_model,
+                                         progress=True, log=print)
+        study, tissue_warnings = derive_tissue(study, Path(scratch) / TISSUE_FOLDER, print)
+        model = fit_model(study, name, settings, timepoint_ids=args.timepoints, log=print)
+        result = physics_result(model)
+        for message in [*derived, *tissue_warnings,
+                        *(result.warnings if result is not None else getattr(model, "warnings", ()))]:
+            print(f"warning: {message}")
+        save_fit(model, study, study_folder, out)
+        for folder in (SEGMENTATION_FOLDER, TISSUE_FOLDER):
+            if (Path(scratch) / folder).is_dir():
+                shutil.copytree(Path(scratch) / folder, out / folder, dirs_exist_ok=args.overwrite)
     if result is not None:
         intervals = result.intervals()
         print(result.messages[0])
