@@ -156,6 +156,14 @@ def load_fit(folder: Path, study_folder: Path | None = None) -> tuple[ForecastMo
     return model, study, Path(study_folder)
 
 
+def forecast_days(study: Study, study_folder: Path, days: Sequence[float] | None) -> list[float]:
+    """``days`` (sorted, unique), or the study's ``predict_days`` when none are given."""
+    chosen = sorted(set(days if days else study.predict_days))
+    if not chosen:
+        raise ValueError(f"study {study_folder}: no predict_days; pass --days D …")
+    return chosen
+
+
 # -- forecasts ---------------------------------------------------------------------------
 def forecast_files(out: Path, days: Sequence[float]) -> list[Path]:
     return [path for day in days for path in (*day_image_paths(out, day), probability_path(out, day))]

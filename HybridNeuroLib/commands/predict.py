@@ -19,7 +19,7 @@ from pathlib import Path
 
 from HybridNeuroLib.fit.study_fit import study_grid
 from HybridNeuroLib.outputs import prepare_output_folder
-from HybridNeuroLib.pipeline import forecast_files, load_fit, physics_result, write_forecast
+from HybridNeuroLib.pipeline import forecast_days, forecast_files, load_fit, physics_result, write_forecast
 
 REPORT_NAME = "forecast.json"
 
@@ -43,9 +43,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model, study, study_folder = load_fit(args.fit, args.study)
-    days = sorted(set(args.days if args.days else study.predict_days))
-    if not days:
-        raise ValueError(f"study {study_folder}: no predict_days; pass --days D …")
+    days = forecast_days(study, study_folder, args.days)
     out = prepare_output_folder(args.out, output_paths(args.out.resolve(), days), inputs=[study_folder],
                                 overwrite=args.overwrite, create=False)
     forecast = model.predict(days, grid=study_grid(study), progress=True)

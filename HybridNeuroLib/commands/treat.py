@@ -24,7 +24,8 @@ import argparse
 import json
 from pathlib import Path
 
-from HybridNeuroLib.pipeline import SCENARIO_FIGURE, SCENARIOS_NAME, ScenarioOptions, load_fit, run_scenarios
+from HybridNeuroLib.pipeline import (SCENARIO_FIGURE, SCENARIOS_NAME, ScenarioOptions, forecast_days, load_fit,
+                                     run_scenarios)
 
 
 def add_scenario_options(parser: argparse.ArgumentParser) -> None:
@@ -83,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from HybridNeuroLib.pipeline import sigterm_as_exit, staged_folder
 
     model, study, study_folder = load_fit(args.fit, args.study)
-    days = sorted(set(args.days if args.days else study.predict_days))
-    if not days:
-        raise ValueError(f"study {study_folder}: no predict_days; pass --days D …")
+    days = forecast_days(study, study_folder, args.days)
     options = scenario_options(args)
     out = prepare_output_folder(args.out, [], inputs=[study_folder], create=False)
     with sigterm_as_exit(), staged_folder(out) as staging:

@@ -99,10 +99,15 @@ def forecast_overlay_figure(scan: sitk.Image, days: Sequence[float], density: Se
             axis.set_title(f"day {day:g} · {plane}", color="white", fontsize=9)
     if title:
         figure.suptitle(title, color="white")
+    return save_figure(figure, path, dpi, facecolor="black")
+
+
+def save_figure(figure, path, dpi: int, **options) -> Path:
+    """Lay out, write (creating the folder) and close ``figure``; returns the path."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, facecolor="black")
+    figure.savefig(path, dpi=dpi, **options)
     plt.close(figure)
     return path
 
@@ -138,9 +143,4 @@ def volume_curve_figure(days: Sequence[float], volumes_ml: dict[str, Sequence[fl
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi)

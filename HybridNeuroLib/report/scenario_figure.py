@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from HybridNeuroLib.labels import BRATS_LABELS  # noqa: E402
-from HybridNeuroLib.report.figures import _extents, _lps_array, lesion_centre_kji  # noqa: E402
+from HybridNeuroLib.report.figures import _extents, _lps_array, lesion_centre_kji, save_figure  # noqa: E402
 
 
 def scenario_figure(scan: sitk.Image, rows: Mapping[str, Sequence[dict]], last_labels: Mapping[str, sitk.Image],
@@ -77,9 +77,4 @@ def scenario_figure(scan: sitk.Image, rows: Mapping[str, Sequence[dict]], last_l
             axis.set_yticks([])
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi)
