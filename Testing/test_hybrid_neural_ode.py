@@ -10,8 +10,9 @@ import torch
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid import load_model, make_model
 from HybridNeuroLib.hybrid.cohort import synthetic_case
-from HybridNeuroLib.hybrid.neural_ode import (DEFAULT_WEIGHTS, BoxData, Trajectories, _train_network, integrate,
+from HybridNeuroLib.hybrid.neural_ode import (DEFAULT_WEIGHTS, BoxData, Trajectories, integrate,
                                               time_grid)
+from HybridNeuroLib.hybrid.neural_ode_training import train_network
 from HybridNeuroLib.hybrid.ode_field import FieldNetwork, VectorField
 from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.physics import FisherKolmogorov, ScalarDiffusion
@@ -150,8 +151,8 @@ def test_shipped_population_weights():
 @pytest.mark.parametrize("physics_term", [False, True])
 def test_population_training_is_reproducible_and_learns(small_case, physics_term):
     box = BoxData.prepare(small_case.tissue, small_case.all_days, voxel_mm=4.0, margin_mm=8.0)
-    runs = [_train_network([box], physics_term=physics_term, steps=3, batch=2, seed=1, max_step_days=20.0,
-                           progress=False, log=lambda message: None) for _ in range(2)]
+    runs = [train_network([box], physics_term=physics_term, steps=3, batch=2, seed=1, max_step_days=20.0,
+                          progress=False, log=lambda message: None) for _ in range(2)]
     (first, summary, _), (second, _, _) = runs
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
