@@ -62,7 +62,7 @@ class PhysicsModel(ForecastModel):
 
     def predict(self, days: Sequence[float], *, grid=None, progress: bool = False):
         if self.result is None:
-            raise ValueError("model 'physics': not fitted yet; call fit(...) or load a saved model first")
+            raise ValueError(f"model {self.name!r}: not fitted yet; call fit(...) or load a saved model first")
         return predict(self.result, self.tissue, days, grid=grid, device=self.device, progress=progress)
 
     def to_record(self) -> dict:

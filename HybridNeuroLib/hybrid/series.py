@@ -36,10 +36,10 @@ import torch
 
 from HybridNeuroLib import __version__
 
-from HybridNeuroLib.fit import FitResult, FitSettings, GrowthFit, predict
+from HybridNeuroLib.fit import FitResult, FitSettings, GrowthFit
 from HybridNeuroLib.hybrid import encoder as enc
-from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, TENSORS_NAME, CheckpointError, ForecastModel, LabelsByDay,
-                                        register, tissue_from_saved, tissue_record, tissue_tensors)
+from HybridNeuroLib.hybrid.base import PRETRAINED_ROOT, TENSORS_NAME, CheckpointError, LabelsByDay, register
+from HybridNeuroLib.hybrid.physics_model import PhysicsModel
 from HybridNeuroLib.physics import TissueMaps
 from HybridNeuroLib.physics.initial import nearest_voxel_kji
 
@@ -104,18 +104,20 @@ def encoder_start(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.
 
 
 @register
-class SeriesModel(ForecastModel):
-    """Encoder estimate of D_w, ρ and the seed (instant), forecast by the Fisher–Kolmogorov solver."""
+class SeriesModel(PhysicsModel):
+    """Encoder estimate of D_w, ρ and the seed (instant), forecast by the Fisher–Kolmogorov solver.
+
+    Only the fit differs from :class:`~HybridNeuroLib.hybrid.physics_model.PhysicsModel`: forecasts,
+    checkpoints and tissue handling are the physics model's (plus the encoder's weight hash).
+    """
 
     name = "series"
     minimum_timepoints = 2
 
     def __init__(self, settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu",
                  encoder_folder: str | Path = COMPONENT_FOLDER):
-        self.settings, self.device, self.encoder_folder = settings, device, Path(encoder_folder)
-        self.result: FitResult | None = None
-        self.tissue: TissueMaps | None = None
-        self.encoder_sha256 = ""
+        super().__init__(settings, device=device)
+        self.encoder_folder, self.encoder_sha256 = Path(encoder_folder), ""
 
     def _fit(self, tissue: TissueMaps, labels_by_day: LabelsByDay, *, progress: bool,
              log: Callable[[str], None]) -> None:
@@ -130,23 +132,12 @@ class SeriesModel(ForecastModel):
         self.result = FitResult(best, (), self.settings, days, days[0], messages=(message,),
                                 wall_time_s=time.perf_counter() - started)
 
-    def predict(self, days: Sequence[float], *, grid=None, progress: bool = False):
-        if self.result is None:
-            raise ValueError("model 'series': not fitted yet; call fit(...) or load a saved model first")
-        return predict(self.result, self.tissue, days, grid=grid, device=self.device, progress=progress)
-
     def to_record(self) -> dict:
-        return {"fit": self.result.to_dict(), "tissue_grid": tissue_record(self.tissue),
-                "encoder_sha256": self.encoder_sha256}
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return tissue_tensors(self.tissue)
+        return {**super().to_record(), "encoder_sha256": self.encoder_sha256}
 
     @classmethod
     def from_record(cls, record: dict, tensors: dict[str, torch.Tensor]) -> SeriesModel:
-        result = FitResult.from_dict(record["fit"])
-        model = cls(result.settings)
-        model.result, model.tissue = result, tissue_from_saved(record["tissue_grid"], tensors)
+        model = super().from_record(record, tensors)
         model.encoder_sha256 = record.get("encoder_sha256", "")
         return model
 
