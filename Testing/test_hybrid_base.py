@@ -99,3 +99,12 @@ def test_models_needing_two_timepoints_say_so_and_physics_accepts_one():
 def test_training_and_evaluation_cohorts_never_share_a_subject():
     assert not set(training_seeds(64)) & set(evaluation_seeds(64))
     assert evaluation_seeds(5) == evaluation_seeds(20)[:5]   # growing the cohort keeps its subjects
+
+
+@pytest.mark.parametrize("name", ["physics", "series", "neural-ode", "parallel", "solver-in-the-loop"])
+def test_every_model_refuses_lesions_outside_the_tissue_grid_naming_the_day(name):
+    tissue, labels = small_patient()
+    elsewhere = ImageGeometry((14, 14, 14), (4.0, 4.0, 4.0), (500.0, 0.0, 0.0), tuple(map(tuple, np.eye(3))))
+    moved = [(day, elsewhere.image_from_array(sitk.GetArrayFromImage(image))) for day, image in labels]
+    with pytest.raises(ValueError, match="lesion labels of day 0: the lesion lies outside the tissue maps' grid"):
+        make_model(name).fit(tissue, moved, progress=False)

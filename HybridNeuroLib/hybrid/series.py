@@ -37,6 +37,7 @@ import torch
 from HybridNeuroLib import __version__
 
 from HybridNeuroLib.fit import FitResult, FitSettings, GrowthFit
+from HybridNeuroLib.fit.observations import prepare_observations
 from HybridNeuroLib.hybrid import encoder as enc
 from HybridNeuroLib.hybrid.base import PRETRAINED_ROOT, TENSORS_NAME, CheckpointError, LabelsByDay, register
 from HybridNeuroLib.hybrid.physics_model import PhysicsModel
@@ -84,7 +85,12 @@ def load_encoder(folder: str | Path = COMPONENT_FOLDER) -> enc.SeriesEncoder:
 
 def estimate(net: enc.SeriesEncoder, tissue: TissueMaps, labels_by_day: LabelsByDay,
              settings: FitSettings = FitSettings()) -> GrowthFit:
-    """``net``'s (D_w, ρ, seed) for one patient; the seed falls back to the lesion centroid outside the brain."""
+    """``net``'s (D_w, ρ, seed) for one patient; the seed falls back to the lesion centroid outside the brain.
+
+    The labels get the physics fit's checks first (empty or shrinking lesion, non-label values, a
+    lesion outside the tissue grid), each named by its day.
+    """
+    prepare_observations(tissue, labels_by_day, voxel_mm=enc.CROP_SPACING_MM, shrink_tolerance=settings.shrink_tolerance)
     case = enc.encode(tissue, labels_by_day, settings.thresholds.edema_flair)
     with torch.no_grad():
         out = net(torch.from_numpy(case.volume)[None], torch.from_numpy(case.scalars)[None])[0].double()
