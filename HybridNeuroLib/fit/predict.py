@@ -35,6 +35,7 @@ from HybridNeuroLib.fit.optimize import GrowthFit
 from HybridNeuroLib.fit.result import FitResult
 from HybridNeuroLib.fit.settings import FitSettings
 from HybridNeuroLib.geometry import ImageGeometry
+from HybridNeuroLib.labels import ImagingThresholds, density_to_labels
 from HybridNeuroLib.physics import Seed, TissueMaps, TreatmentPlan, simulate
 
 
@@ -69,6 +70,30 @@ def initial_state(member: GrowthFit, settings: FitSettings, tissue: TissueMaps,
     return sitk.GetArrayFromImage(run.density[0])
 
 
+def forecast_from_members(days: Sequence[float], member_densities: Sequence[Sequence[np.ndarray]],
+                          geometry: ImageGeometry, thresholds: ImagingThresholds) -> Forecast:
+    """The :class:`Forecast` of an ensemble's densities on ``geometry``: ``member_densities[m][n]`` is
+    member m's density ``[k, j, i]`` at ``days[n]``, member 0 the best fit (density, labels, core).
+
+    Probability = fraction of members whose visible lesion covers a voxel (0/1 with one member);
+    the whole-lesion volume range spans the members. Every forecasting model builds its result here.
+    """
+    voxel_ml = geometry.voxel_volume_mm3 / 1000.0
+    labels = [[density_to_labels(array, thresholds) for array in run] for run in member_densities]
+    forecast = Forecast(tuple(days), [], [], [], [])
+    for n, day in enumerate(days):
+        visible = [run[n] > 0 for run in labels]
+        whole = [float(v.sum()) * voxel_ml for v in visible]
+        best = labels[0][n]
+        forecast.density.append(geometry.image_from_array(member_densities[0][n]))
+        forecast.labels.append(geometry.image_from_array(best))
+        forecast.probability.append(geometry.image_from_array(np.mean(visible, axis=0).astype(np.float32)))
+        forecast.volumes.append({"day": day, "whole_ml": round(whole[0], 4),
+                                 "whole_ml_range": [round(min(whole), 4), round(max(whole), 4)],
+                                 "core_ml": round(float(((best == 1) | (best == 3)).sum()) * voxel_ml, 4)})
+    return forecast
+
+
 def predict(fit: FitResult, tissue: TissueMaps, days: Sequence[float], *, grid: ImageGeometry | None = None,
             treatment: TreatmentPlan | None = None, device: torch.device | str | None = "cpu",
             progress: bool = False, progress_callback: Callable[[str, float], None] | None = None) -> Forecast:
@@ -86,15 +111,5 @@ def predict(fit: FitResult, tissue: TissueMaps, days: Sequence[float], *, grid: 
                      relative, thresholds=thresholds,
                      treatment=treatment, device=device, progress=progress, progress_callback=progress_callback)
             for member in fit.ensemble]
-    best = runs[0]
-    geometry, voxel_ml = tissue.geometry, tissue.geometry.voxel_volume_mm3 / 1000.0
-    probability, volumes = [], []
-    for n, day in enumerate(days):
-        visible = [sitk.GetArrayViewFromImage(run.labels[n]) > 0 for run in runs]
-        probability.append(geometry.image_from_array(np.mean(visible, axis=0).astype(np.float32)))
-        whole = [float(v.sum()) * voxel_ml for v in visible]
-        labels = sitk.GetArrayViewFromImage(best.labels[n])
-        volumes.append({"day": day, "whole_ml": round(whole[0], 4),
-                        "whole_ml_range": [round(min(whole), 4), round(max(whole), 4)],
-                        "core_ml": round(float(((labels == 1) | (labels == 3)).sum()) * voxel_ml, 4)})
-    return Forecast(days, best.density, best.labels, probability, volumes)
+    return forecast_from_members(days, [[sitk.GetArrayFromImage(image) for image in run.density] for run in runs],
+                                 tissue.geometry, thresholds)

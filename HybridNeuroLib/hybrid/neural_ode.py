@@ -57,12 +57,13 @@ import torch
 from torchdiffeq import odeint
 
 from HybridNeuroLib.fit import Forecast
+from HybridNeuroLib.fit.predict import forecast_from_members
 from HybridNeuroLib.fit.observations import FitData, prepare_observations, resample_array
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, ForecastModel, LabelsByDay, geometry_from_record,
                                         geometry_record, load_model, register)
 from HybridNeuroLib.hybrid.ode_field import FieldNetwork, VectorField
-from HybridNeuroLib.labels import ImagingThresholds, density_to_labels
+from HybridNeuroLib.labels import ImagingThresholds
 from HybridNeuroLib.physics import FisherKolmogorov, ScalarDiffusion, TissueMaps
 from HybridNeuroLib.progress import Progress
 
@@ -353,20 +354,9 @@ class NeuralOdeModel(ForecastModel):
                           .run(self.box.states[start:start + 1], ahead)[:, 0] if ahead else [])
                 for d in later:
                     densities[d] = self.box.states[start] if d == day0 else states[ahead.index(d - day0)]
-        voxel_ml = grid.voxel_volume_mm3 / 1000.0
-        forecast = Forecast(days, [], [], [], [])
-        for day in days:
-            box_image = self.box.geometry.image_from_array(densities[day].clamp(0.0, 1.0).numpy())
-            density = np.clip(resample_array(box_image, grid), 0.0, 1.0)
-            labels = density_to_labels(density)
-            whole = float((labels > 0).sum()) * voxel_ml
-            forecast.density.append(grid.image_from_array(density))
-            forecast.labels.append(grid.image_from_array(labels))
-            forecast.probability.append(grid.image_from_array((labels > 0).astype(np.float32)))
-            forecast.volumes.append({"day": day, "whole_ml": round(whole, 4),
-                                     "whole_ml_range": [round(whole, 4), round(whole, 4)],
-                                     "core_ml": round(float(((labels == 1) | (labels == 3)).sum()) * voxel_ml, 4)})
-        return forecast
+        arrays = [np.clip(resample_array(self.box.geometry.image_from_array(densities[day].clamp(0.0, 1.0).numpy()),
+                                         grid), 0.0, 1.0) for day in days]
+        return forecast_from_members(days, [arrays], grid, ImagingThresholds())   # one member: 0/1 probability
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def to_record(self) -> dict:

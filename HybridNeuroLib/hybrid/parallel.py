@@ -44,14 +44,14 @@ import torch
 from HybridNeuroLib import __version__
 from HybridNeuroLib.fit import FitResult, FitSettings, Forecast, GrowthFit, fit_growth
 from HybridNeuroLib.fit.observations import fitting_geometry, prepare_observations, resample_array
-from HybridNeuroLib.fit.predict import initial_state, tissue_on_grid
+from HybridNeuroLib.fit.predict import forecast_from_members, initial_state, tissue_on_grid
 from HybridNeuroLib.hybrid.cohort import evaluation_seeds, synthetic_case, training_seeds
 from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, ForecastModel, LabelsByDay, load_model, register,
                                         tissue_from_saved, tissue_record, tissue_tensors)
 from HybridNeuroLib.hybrid.residual import Aphynity, HybridObjective, ResidualNet, rollout, tissue_features, \
     train_residual
 from HybridNeuroLib.metrics import dice
-from HybridNeuroLib.physics import GrowthProblem, TissueMaps, density_to_labels
+from HybridNeuroLib.physics import GrowthProblem, TissueMaps
 from HybridNeuroLib.progress import Progress
 from HybridNeuroLib.synth.sample import cache_root
 
@@ -169,20 +169,7 @@ class ParallelModel(ForecastModel):
             for member in fit.ensemble:
                 runs.append(self._densities(run_tissue, member, relative, geometry))
                 bar.advance()
-        thresholds, voxel_ml = fit.settings.thresholds, geometry.voxel_volume_mm3 / 1000.0
-        labels = [[density_to_labels(array, thresholds) for array in run] for run in runs]
-        density_images, label_images, probability, volumes = [], [], [], []
-        for n, day in enumerate(days):
-            visible = [run[n] > 0 for run in labels]
-            probability.append(geometry.image_from_array(np.mean(visible, axis=0).astype(np.float32)))
-            whole = [float(v.sum()) * voxel_ml for v in visible]
-            best = labels[0][n]
-            volumes.append({"day": day, "whole_ml": round(whole[0], 4),
-                            "whole_ml_range": [round(min(whole), 4), round(max(whole), 4)],
-                            "core_ml": round(float(((best == 1) | (best == 3)).sum()) * voxel_ml, 4)})
-            density_images.append(geometry.image_from_array(runs[0][n]))
-            label_images.append(geometry.image_from_array(best))
-        return Forecast(days, density_images, label_images, probability, volumes)
+        return forecast_from_members(days, runs, geometry, fit.settings.thresholds)
 
     def _densities(self, run_tissue: TissueMaps, member: GrowthFit, relative_days: list[float],
                    geometry) -> list[np.ndarray]:

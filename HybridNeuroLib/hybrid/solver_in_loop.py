@@ -44,13 +44,12 @@ from HybridNeuroLib.fit.initialise import starting_points
 from HybridNeuroLib.fit.objective import Objective
 from HybridNeuroLib.fit.observations import FitData, fitting_geometry, prepare_observations, resample_array
 from HybridNeuroLib.fit.optimize import GrowthFit, descend
-from HybridNeuroLib.fit.predict import tissue_on_grid
+from HybridNeuroLib.fit.predict import forecast_from_members, tissue_on_grid
 from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, CheckpointError, ForecastModel, LabelsByDay, load_model,
                                         register, tissue_from_saved, tissue_record, tissue_tensors)
 from HybridNeuroLib.hybrid.corrector import (COARSE_VOXEL_MM, CorrectedSolver, Corrector, CorrectorConfig,
                                              coarse_problem)
 from HybridNeuroLib.physics import TissueMaps
-from HybridNeuroLib.physics.imaging import density_to_labels
 from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.progress import Progress
 
@@ -162,21 +161,13 @@ class SolverInTheLoop(ForecastModel):
                 problem.initial_density(best.seed), best.dw_mm2_per_day, best.rho_per_day,
                 [day - self.first_day for day in days], on_step=bar.advance)
         target = self.tissue.geometry if grid is None else grid
-        voxel_ml = target.voxel_volume_mm3 / 1000.0
-        thresholds = self.settings.thresholds
-        density, labels, probability, volumes = [], [], [], []
-        for day, state in zip(days, states):
+        densities = []
+        for state in states:
             array = problem.to_full_grid(state)
             if target != coarse.geometry:
                 array = np.clip(resample_array(coarse.geometry.image_from_array(array), target), 0.0, 1.0)
-            label_array = density_to_labels(array, thresholds)
-            whole = float((label_array > 0).sum()) * voxel_ml
-            density.append(target.image_from_array(array))
-            labels.append(target.image_from_array(label_array))
-            probability.append(target.image_from_array((label_array > 0).astype(np.float32)))
-            volumes.append({"day": day, "whole_ml": round(whole, 4), "whole_ml_range": [round(whole, 4)] * 2,
-                            "core_ml": round(float(((label_array == 1) | (label_array == 3)).sum()) * voxel_ml, 4)})
-        return Forecast(days, density, labels, probability, volumes)
+            densities.append(array)
+        return forecast_from_members(days, [densities], target, self.settings.thresholds)  # one member: 0/1
 
     # -- checkpoint ---------------------------------------------------------------------
     def to_record(self) -> dict:
