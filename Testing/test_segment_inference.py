@@ -9,6 +9,7 @@ import torch
 
 from HybridNeuroLib.segment import SegmentationModel, segment_timepoint
 from HybridNeuroLib.segment import inference
+from HybridNeuroLib.segment.preprocess import to_meta_tensor
 from segment_cases import IntensityOracle, tiny_unet_model, one_thread  # noqa: F401 (autouse fixture)
 
 
@@ -57,8 +58,7 @@ def test_flip_tta_keeps_a_symmetric_oracle_result():
 
 def test_channels_follow_the_model_contrast_order():
     image, ball = oblique_ball_image()
-    dark = sitk.Image(image)
-    dark = sitk.Cast(dark * 0 + 1.0, sitk.sitkFloat32)
+    dark = 1.0 - 0.5 * sitk.Cast(image > 2.0, sitk.sitkFloat32)  # the ball dim instead of bright
     dark.CopyInformation(image)
     model = oracle_model(("t1c", "t2f"))  # the oracle reads channel 0 = t1c
     assert sitk.GetArrayFromImage(segment_timepoint({"t2f": dark, "t1c": image}, model)).max() == 3
@@ -69,6 +69,14 @@ def test_missing_contrasts_are_named():
     image, _ = oblique_ball_image()
     with pytest.raises(ValueError, match=r"needs contrast\(s\) t1c, t2w.*has t2f"):
         segment_timepoint({"t2f": image}, oracle_model(("t1c", "t2w", "t2f")))
+
+
+def test_a_contrast_without_contrast_is_refused_by_name():
+    image, _ = oblique_ball_image()
+    flat = sitk.Cast(image * 0 + 7.0, sitk.sitkFloat32)
+    flat.CopyInformation(image)
+    with pytest.raises(ValueError, match=r"t1c: the image has no contrast \(every nonzero voxel is 7\)"):
+        segment_timepoint({"t2f": image, "t1c": flat}, oracle_model(("t2f", "t1c")))
 
 
 def test_empty_image_and_mismatched_grids_are_refused():
@@ -109,3 +117,59 @@ def test_cuda_out_of_memory_falls_back_to_the_cpu_with_a_message(monkeypatch):
     assert devices == ["cuda", "cpu"]
     assert "out of GPU memory" in messages[0] and "CPU" in messages[0]
     assert (sitk.GetArrayFromImage(labels) == 3).sum() > 0.9 * ball.sum()
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([1.0, -1.0, 1.0]),
+                                       np.array([[0.0, 0.0, 1.0], [0.8, 0.6, 0.0], [-0.6, 0.8, 0.0]])])
+def test_labels_from_the_lesion_region_equal_resampling_the_whole_grid(direction):
+    """The back-resampling shortcut (only the box that can hold a label) is exact, on axis-aligned and oblique grids."""
+    rng = np.random.default_rng(3)
+    reference = sitk.Image((41, 37, 29), sitk.sitkFloat32)
+    reference.SetSpacing((1.0, 1.2, 1.5))
+    reference.SetDirection(tuple(direction.ravel()))
+    reference.SetOrigin((-20.0, 5.0, 3.0))
+    source_direction = np.eye(3) if np.allclose(direction, np.eye(3)) else np.diag([-1.0, -1.0, 1.0])
+    channels = []
+    for channel in range(3):  # a smooth blob plus noise below the threshold everywhere else
+        k, j, i = np.meshgrid(*(np.arange(n) for n in (22, 26, 24)), indexing="ij")
+        blob = np.exp(-((i - 12) ** 2 + (j - 11) ** 2 + (k - 9) ** 2) / (8.0 + 4 * channel))
+        image = sitk.GetImageFromArray((blob + 0.4 * rng.random(blob.shape)).astype(np.float32))
+        image.SetSpacing((2.0, 2.0, 2.0))
+        image.SetDirection(tuple(source_direction.ravel()))
+        # source voxel (12, 11, 9) (i, j, k: the blob centre) lies at reference voxel (20, 18, 14)
+        offset = source_direction @ (2.0 * np.array([12.0, 11.0, 9.0]))
+        image.SetOrigin(tuple(np.asarray(reference.TransformContinuousIndexToPhysicalPoint((20.0, 18.0, 14.0)))
+                              - offset))
+        channels.append(image)
+    whole = np.stack([sitk.GetArrayFromImage(sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear,
+                                                            0.0, sitk.sitkFloat32)) for image in channels])
+    expected = inference.channels_to_labels(whole)
+    found = sitk.GetArrayFromImage(inference.probabilities_to_labels(channels, reference))
+    assert expected.any() and (expected == 0).any()
+    region = inference.label_region(channels, reference)
+    assert np.prod(region[1]) < 0.5 * np.prod(reference.GetSize())   # the shortcut is a real saving here
+    np.testing.assert_array_equal(found, expected)
+
+
+def test_no_label_anywhere_gives_an_all_background_image_on_the_input_grid():
+    reference = sitk.Image((10, 11, 12), sitk.sitkFloat32)
+    low = sitk.Image((5, 6, 6), sitk.sitkFloat32) + 0.3
+    low.SetSpacing((2.0, 2.0, 2.0))
+    labels = inference.probabilities_to_labels([low, low, low], reference)
+    assert labels.GetSize() == reference.GetSize() and not sitk.GetArrayViewFromImage(labels).any()
+
+
+@pytest.mark.parametrize("flip_axes", [(), (0,), (1, 2), (0, 1, 2)])
+def test_oriented_crop_from_array_views_equals_simpleitk_region_then_dicomorient(flip_axes):
+    """to_meta_tensor's view arithmetic against SimpleITK as the oracle, on oblique grids with axis flips."""
+    image, _ = oblique_ball_image()
+    image = sitk.Flip(image, [axis in flip_axes for axis in range(3)])
+    distinct = sitk.GetImageFromArray(np.arange(np.prod(image.GetSize()), dtype=np.float32).reshape(
+        image.GetSize()[::-1]))  # every voxel its own value: any wrong axis, flip or offset shows
+    distinct.CopyInformation(image)
+    box = ((3, 5, 2), (17, 21, 13))
+    found = to_meta_tensor([distinct, image], box=box)
+    oriented = [sitk.DICOMOrient(sitk.RegionOfInterest(im, box[1], box[0]), "RAS") for im in (distinct, image)]
+    expected = to_meta_tensor(oriented)
+    np.testing.assert_array_equal(found.numpy(), expected.numpy())
+    np.testing.assert_allclose(np.asarray(found.affine), np.asarray(expected.affine), atol=1e-9)

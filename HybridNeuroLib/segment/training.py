@@ -125,7 +125,7 @@ def _prepared(case: Case, config: TrainConfig) -> dict:
 
     data = {"image": to_meta_tensor([case.images[key] for key in config.contrasts], what=case.name),
             "label": to_meta_tensor([case.seg], what=f"{case.name} seg")}
-    return preprocess(data, config.spacing_mm)
+    return preprocess(data, config.spacing_mm, [f"{case.name} {key}" for key in config.contrasts])
 
 
 def _patch_transforms(config: TrainConfig):
