@@ -139,6 +139,23 @@ def test_errors_name_the_model(small_case):
         make_model("neural-ode-physics", physics_term=False)
 
 
+def test_diverging_dynamics_are_refused_instead_of_forecasting_an_empty_lesion(small_case):
+    """NaN density thresholds to 'no tumour': fit and forecast must say the dynamics diverged instead.
+
+    (Measured: the physics-term network started at ρ = 0.07/day on a fast held-out subject left u > 1
+    and turned NaN between days 60 and 120, and the forecast used to be an empty lesion.)
+    """
+    model = make_model("neural-ode", fit_iterations=1)
+    model.fit(small_case.tissue, small_case.observed, progress=False)
+    assert np.isfinite(model.fit_record["loss"])
+    with torch.no_grad():
+        next(model.network().parameters()).fill_(float("nan"))   # any non-finite vector field
+    with pytest.raises(ValueError, match=r"'neural-ode': the forecast diverged \(non-finite density\) by day 180"):
+        model.predict([120, 180])
+    with pytest.raises(ValueError, match="'neural-ode': every fit iteration diverged"):
+        model.fit(small_case.tissue, small_case.observed, progress=False)
+
+
 def test_shipped_population_weights():
     population = load_model(DEFAULT_WEIGHTS, expected="neural-ode")
     assert set(population.networks) == {"data-only", "physics"}

@@ -313,10 +313,14 @@ class NeuralOdeModel(ForecastModel):
                     best = (history[-1], code.detach().clone(),
                             None if log_physics is None else log_physics.detach().clone())
                 bar.advance()
-                if iteration == self.options["fit_iterations"]:
-                    break
+                if iteration == self.options["fit_iterations"] or not math.isfinite(history[-1]):
+                    break  # (a NaN gradient would carry into every later Adam step: keep the best so far)
                 loss.backward()
                 optimizer.step()
+        if not math.isfinite(best[0]):
+            raise ValueError(f"model '{self.name}': every fit iteration diverged (non-finite density); the learned "
+                             "dynamics are outside their training range for this lesion's growth. Use the 'physics' "
+                             "model for this patient")
         self.box, self.tissue_grid = box, tissue.geometry
         self.code, self.log_physics = best[1], best[2]
         self.fit_record = {"loss": best[0], "loss_history": history,
@@ -354,6 +358,11 @@ class NeuralOdeModel(ForecastModel):
                           .run(self.box.states[start:start + 1], ahead)[:, 0] if ahead else [])
                 for d in later:
                     densities[d] = self.box.states[start] if d == day0 else states[ahead.index(d - day0)]
+        diverged = [day for day in days if not bool(torch.isfinite(densities[day]).all())]
+        if diverged:  # NaN would threshold to an empty lesion: a forecast of cure, silently wrong
+            raise ValueError(f"model '{self.name}': the forecast diverged (non-finite density) by day {diverged[0]:g}; "
+                             "the learned dynamics leave their training range this far ahead. Forecast fewer days "
+                             "or use the 'physics' model")
         arrays = [np.clip(resample_array(self.box.geometry.image_from_array(densities[day].clamp(0.0, 1.0).numpy()),
                                          grid), 0.0, 1.0) for day in days]
         return forecast_from_members(days, [arrays], grid, ImagingThresholds())   # one member: 0/1 probability
