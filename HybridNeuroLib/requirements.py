@@ -17,4 +17,7 @@ SLICER_REQUIREMENTS: tuple[str, ...] = (
     "torchdiffeq>=0.2.3",
     "einops>=0.7",
     "tqdm>=4.60",
+    "matplotlib>=3.7",
+    "cmaes>=0.10",
+    "nibabel>=5.0",
 )

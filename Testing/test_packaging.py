@@ -277,3 +277,17 @@ def test_cmake_reader_handles_quotes_comments_and_lists():
                                     'foo(${L} "#not a comment")\n'), {})
     assert [c.name for c in commands] == ["set", "set", "foo"]
     assert commands[2].args == ["x.py", "b c.py", "d.py", "(e)", "#not a comment"]
+
+
+def test_every_engine_dependency_is_installed_inside_slicer_too():
+    """A package pinned for the CLI but missing from the Slicer list fails only inside Slicer, at import."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from HybridNeuroLib.requirements import SLICER_REQUIREMENTS
+
+    pinned = {Requirement(r).name.lower() for r in
+              tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    provided_by_slicer = {"torch", "simpleitk", "numpy"}   # PyTorch extension; Slicer's own
+    assert pinned - provided_by_slicer == {Requirement(r).name.lower() for r in SLICER_REQUIREMENTS}

@@ -9,7 +9,7 @@ import torch
 
 from HybridNeuroLib.segment import SegmentationModel, segment_timepoint
 from HybridNeuroLib.segment import inference
-from HybridNeuroLib.segment.preprocess import to_meta_tensor
+from HybridNeuroLib.segment.preprocess import preprocess_transforms, to_meta_tensor
 from segment_cases import IntensityOracle, tiny_unet_model, one_thread  # noqa: F401 (autouse fixture)
 
 
@@ -160,16 +160,53 @@ def test_no_label_anywhere_gives_an_all_background_image_on_the_input_grid():
 
 
 @pytest.mark.parametrize("flip_axes", [(), (0,), (1, 2), (0, 1, 2)])
-def test_oriented_crop_from_array_views_equals_simpleitk_region_then_dicomorient(flip_axes):
-    """to_meta_tensor's view arithmetic against SimpleITK as the oracle, on oblique grids with axis flips."""
+def test_preprocessed_voxels_are_ras_ordered_and_hold_the_input_at_their_world_position(flip_axes):
+    """Crop + resampling + reorientation against world coordinates, on oblique grids with axis flips.
+
+    The input is a linear function of the world position, which linear interpolation reproduces
+    exactly: every model-grid voxel inside the input must hold that function at its own centre.
+    """
     image, _ = oblique_ball_image()
     image = sitk.Flip(image, [axis in flip_axes for axis in range(3)])
-    distinct = sitk.GetImageFromArray(np.arange(np.prod(image.GetSize()), dtype=np.float32).reshape(
-        image.GetSize()[::-1]))  # every voxel its own value: any wrong axis, flip or offset shows
-    distinct.CopyInformation(image)
+    gradient = np.array([0.7, -0.4, 1.1])
+    index_kji = np.indices(image.GetSize()[::-1]).reshape(3, -1).T
+    world = np.array([image.TransformIndexToPhysicalPoint(tuple(int(v) for v in idx[::-1])) for idx in index_kji])
+    ramp = sitk.GetImageFromArray((world @ gradient + 100.0).reshape(image.GetSize()[::-1]).astype(np.float32))
+    ramp.CopyInformation(image)
     box = ((3, 5, 2), (17, 21, 13))
-    found = to_meta_tensor([distinct, image], box=box)
-    oriented = [sitk.DICOMOrient(sitk.RegionOfInterest(im, box[1], box[0]), "RAS") for im in (distinct, image)]
-    expected = to_meta_tensor(oriented)
-    np.testing.assert_array_equal(found.numpy(), expected.numpy())
-    np.testing.assert_allclose(np.asarray(found.affine), np.asarray(expected.affine), atol=1e-9)
+    transforms = preprocess_transforms((1.5, 1.5, 1.5)).transforms[:2]       # Spacingd, Orientationd
+    out = to_meta_tensor([ramp], box=box)
+    for transform in transforms:
+        out = transform({"image": out})["image"]
+    affine = np.asarray(out.affine, float)
+    for axis in range(3):       # RAS ordered: array axis a runs mostly along +R, +A, +S respectively
+        assert np.argmax(np.abs(affine[:3, axis])) == axis and affine[axis, axis] > 0
+    index = np.indices(out.shape[1:]).reshape(3, -1)
+    world_ras = (affine[:3, :3] @ index + affine[:3, 3:]).T
+    world_lps = world_ras * np.array([-1.0, -1.0, 1.0])
+    inside = np.array([all(-0.01 <= c - lo <= n - 1 + 0.01 for c, lo, n in zip(
+        image.TransformPhysicalPointToContinuousIndex(tuple(p)), box[0], box[1])) for p in world_lps])
+    assert inside.sum() > 1000
+    values = out[0].numpy().reshape(-1)
+    np.testing.assert_allclose(values[inside], (world_lps @ gradient + 100.0)[inside], atol=2e-3)
+
+
+@pytest.mark.parametrize("odd_voxels_only", [False, True])
+def test_foreground_box_holds_every_nonzero_voxel_plus_the_margin(odd_voxels_only):
+    """The strided scan must never lose a voxel: a solid ellipsoid, and single voxels at odd indices only."""
+    from HybridNeuroLib.segment.preprocess import foreground_box
+    array = np.zeros((31, 40, 37), np.float32)                              # k, j, i
+    if odd_voxels_only:
+        array[5, 11, 33] = array[27, 3, 1] = 1.0
+    else:
+        k, j, i = np.indices(array.shape)
+        array[((k - 14) / 9.0) ** 2 + ((j - 21) / 13.0) ** 2 + ((i - 17) / 11.0) ** 2 < 1] = 2.0
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((1.0, 1.0, 2.0))
+    index, size = foreground_box([image, image], margin_mm=4.0)
+    present = np.argwhere(array != 0)                                       # k, j, i
+    exact_low = np.maximum(present.min(0)[::-1] - (4, 4, 2), 0)
+    exact_high = np.minimum(present.max(0)[::-1] + 1 + (4, 4, 2), array.shape[::-1])
+    low, high = np.asarray(index), np.asarray(index) + size
+    assert np.all(low <= exact_low) and np.all(high >= exact_high)         # nothing lost
+    assert np.all(exact_low - low <= 2) and np.all(high - exact_high <= 2)  # and barely more

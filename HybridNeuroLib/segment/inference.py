@@ -35,7 +35,8 @@ from HybridNeuroLib.device import pick_device
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.segment.channels import channels_to_labels
 from HybridNeuroLib.segment.model import SegmentationModel
-from HybridNeuroLib.segment.preprocess import foreground_box, meta_tensor_to_images, preprocess, to_meta_tensor
+from HybridNeuroLib.segment.preprocess import (foreground_box, mask_bounds_kji, meta_tensor_to_images, preprocess,
+                                               to_meta_tensor)
 
 WINDOW_OVERLAP = 0.5
 FLIP_AXES = ((2,), (3,), (4,))  # spatial axes of a (batch, channel, i, j, k) tensor
@@ -139,14 +140,10 @@ def label_region(channel_images: list[sitk.Image], reference: sitk.Image,
     above = np.zeros(channel_images[0].GetSize()[::-1], bool)
     for image in channel_images:
         above |= sitk.GetArrayViewFromImage(image) >= threshold
-    if not above.any():
+    bounds = mask_bounds_kji(above)
+    if bounds is None:
         return None
-    low, high = [], []
-    for axis_kji in range(3):
-        present = np.flatnonzero(above.any(axis=tuple(a for a in range(3) if a != axis_kji)))
-        low.append(present[0] - 1.0)
-        high.append(present[-1] + 1.0)
-    low, high = low[::-1], high[::-1]  # i, j, k
+    low, high = (bounds[0] - 1.0)[::-1], (bounds[1] + 1.0)[::-1]  # i, j, k, grown by one source voxel
     source = channel_images[0]
     corners = [reference.TransformPhysicalPointToContinuousIndex(source.TransformContinuousIndexToPhysicalPoint(
         [high[a] if (corner >> a) & 1 else low[a] for a in range(3)])) for corner in range(8)]
