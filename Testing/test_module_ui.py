@@ -331,7 +331,8 @@ def test_installer_gets_torch_from_the_pytorch_extension_first(installer, monkey
 
 def test_installer_installs_only_what_is_missing(installer, monkeypatch):
     dependencies, calls = installer
-    versions = {"torch": "2.5.1+cu121", "monai": "1.3.0", "torchdiffeq": "0.2.5", "einops": "0.8.0", "tqdm": "4.66.0"}
+    versions = {"torch": "2.5.1+cu121", "monai": "1.3.0", "torchdiffeq": "0.2.5", "einops": "0.8.0", "tqdm": "4.66.0",
+                "matplotlib": "3.8.0", "cmaes": "0.11.1", "nibabel": "5.2.1"}
     monkeypatch.setattr(dependencies, "installedVersion", versions.get)
     monkeypatch.setitem(sys.modules, "PyTorchUtils", fake_pytorch_utils(calls))
     assert dependencies.missingRequirements() == ["monai>=1.4"]
@@ -427,7 +428,8 @@ def test_logic_is_usable_without_the_widget(module_with_stubs, mrml):
     assert density.IsA("vtkMRMLScalarVolumeNode") and lesion.IsA("vtkMRMLSegmentationNode")
     with pytest.raises(ValueError, match="input volume"):
         logic.createDemoOverlay(None)
-    assert set(logic.dependencyVersions()) == {"torch", "monai", "torchdiffeq", "einops", "tqdm"}
+    assert set(logic.dependencyVersions()) == {"torch", "monai", "torchdiffeq", "einops", "tqdm", "matplotlib", "cmaes",
+                                               "nibabel"}
 
 
 def test_module_finds_the_engine_of_a_source_checkout(module_with_stubs, monkeypatch):
