@@ -74,9 +74,13 @@ def test_the_residual_penalty_drives_the_network_to_zero_when_the_truth_is_pure_
         final_loss = float(objective.loss(*parameters))
     final_norm = float(objective.residual_norm)
     assert history[0]["residual_norm"] > 0.02
-    assert final_norm < history[0]["residual_norm"] / 10
+    # history is in units of the penalty's scale² (0.01/day)²; residual_norm in 1/day²
+    assert final_norm / 0.01 ** 2 < history[0]["residual_norm"] / 10
     assert final_loss < history[0]["data_loss"] / 4          # the physics alone explains the data
     assert history[-1]["lambda"] > history[0]["lambda"]        # Uzawa: λ grows while data loss remains
+    # Not shown: that the penalty is what removes the residual. Here θ is the truth and fixed, and
+    # without the penalty (scale 10⁶) the data loss alone reached nearly the same ‖F_net‖² after 12
+    # passes (3.9e-7 vs 3.2e-7 per day², measured).
 
 
 def test_fit_and_predict_a_ci_sized_subject(case, fitted):
