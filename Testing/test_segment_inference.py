@@ -210,3 +210,23 @@ def test_foreground_box_holds_every_nonzero_voxel_plus_the_margin(odd_voxels_onl
     low, high = np.asarray(index), np.asarray(index) + size
     assert np.all(low <= exact_low) and np.all(high >= exact_high)         # nothing lost
     assert np.all(exact_low - low <= 2) and np.all(high - exact_high <= 2)  # and barely more
+
+
+def test_nonzero_z_score_equals_monai_normalize_intensity():
+    """Our vectorised normalisation against MONAI's NormalizeIntensityd(nonzero, channel_wise) as the oracle."""
+    from monai.data import MetaTensor
+    from monai.transforms import NormalizeIntensityd
+
+    from HybridNeuroLib.segment.preprocess import NonzeroZScored
+
+    rng = np.random.default_rng(5)
+    data = (rng.gamma(2.0, 300.0, (4, 9, 10, 11)) + 500.0).astype(np.float32)
+    data[:, :3] = 0.0                         # background
+    data[2] = 0.0                             # an empty channel stays zero
+    data[3, 3:] = 7.0                         # a constant channel: std 0 → divided by 1
+    image = MetaTensor(torch.from_numpy(data), affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+    expected = NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True)({"image": image.clone()})["image"]
+    found = NonzeroZScored(keys="image")({"image": image})["image"]
+    np.testing.assert_allclose(found.numpy(), expected.numpy(), atol=1e-5)
+    assert isinstance(found, MetaTensor) and torch.equal(found.affine, image.affine)
+    assert np.array_equal(found.numpy()[:, :3], data[:, :3])        # zeros kept
