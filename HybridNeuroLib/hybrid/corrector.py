@@ -3,9 +3,11 @@
     >>> import numpy as np, torch
     >>> from HybridNeuroLib.geometry import ImageGeometry
     >>> from HybridNeuroLib.physics import GrowthParameters, GrowthProblem, Seed, TissueMaps
-    >>> from HybridNeuroLib.hybrid.corrector import Corrector, CorrectedSolver, restrict_to_coarse
-    >>> restrict_to_coarse(np.arange(8, dtype=np.float32).reshape(2, 2, 2))   # 2×2×2 block mean
+    >>> from HybridNeuroLib.hybrid.corrector import Corrector, CorrectedSolver, RESTRICTION_FACTOR, restrict_to_coarse
+    >>> restrict_to_coarse(np.arange(8, dtype=np.float32).reshape(2, 2, 2), factor=2)   # 2×2×2 block mean
     array([[[3.5]]], dtype=float32)
+    >>> RESTRICTION_FACTOR                              # 4 mm coarse / 1 mm fine: 4×4×4 blocks
+    4
     >>> grid = ImageGeometry((12, 12, 12), (4.0, 4.0, 4.0), (0.0, 0.0, 0.0), tuple(map(tuple, np.eye(3))))
     >>> wm = np.ones(grid.shape_kji, np.float32)
     >>> problem = GrowthProblem(TissueMaps(gm=0 * wm, wm=wm, csf=0 * wm, geometry=grid), GrowthParameters(0.3, 0.05),
@@ -32,19 +34,23 @@ holds tumour (u > 10⁻³ before or after the step) and is not saturated (some n
 u < 0.995). Elsewhere the correction is exactly 0. Sparse evaluation keeps the corrector
 affordable: a dense 3-layer, 16-channel 3D CNN on a 30³ box took 45–95 ms per application on one
 thread, more than a whole 240-day 2 mm solve; the sparse one takes ~5 ms (about 2 coarse steps'
-worth, see ``bench/bench_solver_in_loop.py`` for what that does to the speedup). Its inputs per
+worth; speed against the fine solver: ``bench/bench_solver_in_loop.py``). Its inputs per
 neighbour: u_c, u before the step, the tissue factor p_wm + p_gm/r and the domain; per voxel:
 log(D_w·Δt/h²) and log(ρ·Δt), so one network serves every parameter pair and step length.
 
-Ground truth (:func:`make_training_data`) is the same solver on the 2 mm anatomy, same seed
-and parameters, restricted to the coarse grid by 2×2×2 block means (:func:`restrict_to_coarse`).
-The coarse grid is :func:`HybridNeuroLib.fit.observations.fitting_geometry` of the 2 mm grid
-at 4 mm: same corner and directions, so coarse voxel (k, j, i) covers exactly fine voxels
-(2k…2k+1, 2j…2j+1, 2i…2i+1) (an odd fine size is padded with zeros, i.e. background). The coarse
-tissue is :func:`HybridNeuroLib.fit.predict.tissue_on_grid`, whose linear interpolation at a
-coarse centre (the corner shared by 8 fine voxels) *is* the block mean — the fit's own path.
+Ground truth (:func:`make_training_data`) is the same solver on the 1 mm anatomy, same seed
+and parameters, restricted to the coarse grid by f×f×f block means, f = COARSE_VOXEL_MM /
+FINE_VOXEL_MM = 4 (:func:`restrict_to_coarse`). (A 2 mm reference costs so little that a 4 mm
+solver could not be 5× faster than it: per-step fixed costs dominate at 4 mm.) The coarse grid is
+:func:`HybridNeuroLib.fit.observations.fitting_geometry` of the fine grid at 4 mm: same corner and
+directions, so coarse voxel (k, j, i) covers exactly fine voxels (fk…fk+f−1, …) (a fine size that
+is not a multiple of f is padded with zeros, i.e. background). The coarse tissue is the same block
+mean (:func:`coarse_tissue`); it equals the fit's linear resampling
+(:func:`HybridNeuroLib.fit.predict.tissue_on_grid`) from a 2 mm grid, the grid synthetic and
+resampled studies usually come on (from 1 mm, linear resampling averages only the central 2³).
 :func:`train_corrector` unrolls ``unrolled_steps`` corrected steps through the differentiable
-solver from a true (restricted fine) state, or from the coarse seed, with the loss on every step.
+solver from a true (restricted fine) state, or from the coarse seed, with the loss (mean absolute
+error, as validated) on every step.
 """
 
 from __future__ import annotations
@@ -62,14 +68,15 @@ import torch.nn.functional as F
 
 from HybridNeuroLib import __version__
 from HybridNeuroLib.fit.observations import fitting_geometry, sub_box
-from HybridNeuroLib.fit.predict import tissue_on_grid
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.physics import GrowthParameters, GrowthProblem, Seed, TissueMaps
 from HybridNeuroLib.physics.solvers import denormals_flushed
 
-COARSE_VOXEL_MM, FINE_VOXEL_MM = 4.0, 2.0
+COARSE_VOXEL_MM, FINE_VOXEL_MM = 4.0, 1.0
+RESTRICTION_FACTOR = round(COARSE_VOXEL_MM / FINE_VOXEL_MM)   # fine voxels per coarse voxel, per axis
 MAX_STEP_DAYS = 30.0             # rollout step: ⌈L/30⌉ equal steps over L days
 TRAINING_STEPS_DAYS = (10.0, 20.0, 30.0)
+HORIZON_DAYS = 240.0             # training rollouts
 TRUTH_EVERY_DAYS = 10.0
 ACTIVE_DENSITY = 1e-3            # tumour present in a neighbourhood
 SATURATED_DENSITY = 0.995        # a neighbourhood entirely above this needs no correction
@@ -78,7 +85,7 @@ _OFFSETS = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1
 
 
 # -- grids ------------------------------------------------------------------------------
-def restrict_to_coarse(fine: np.ndarray, factor: int = 2) -> np.ndarray:
+def restrict_to_coarse(fine: np.ndarray, factor: int = RESTRICTION_FACTOR) -> np.ndarray:
     """Block mean of ``factor``³ fine voxels per coarse voxel (``[k, j, i]``; odd sizes padded with 0)."""
     fine = np.asarray(fine, np.float32)
     padded_shape = [math.ceil(n / factor) * factor for n in fine.shape]
@@ -95,6 +102,30 @@ def coarse_geometry(fine: ImageGeometry, voxel_mm: float = COARSE_VOXEL_MM) -> I
         raise ValueError(f"fine grid spacing {fine.spacing_mm} mm: {voxel_mm} mm must be an integer multiple "
                          "of every spacing for block restriction")
     return fitting_geometry(fine, voxel_mm)
+
+
+def coarse_tissue(fine: TissueMaps, voxel_mm: float = COARSE_VOXEL_MM) -> TissueMaps:
+    """``fine``'s tissue on :func:`coarse_geometry` by block means (the same restriction as the states).
+
+        >>> import numpy as np
+        >>> from HybridNeuroLib.geometry import ImageGeometry
+        >>> grid = ImageGeometry((6, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), tuple(map(tuple, np.eye(3))))
+        >>> wm = np.ones(grid.shape_kji, np.float32)
+        >>> coarse = coarse_tissue(TissueMaps(gm=0 * wm, wm=wm, csf=0 * wm, geometry=grid))
+        >>> coarse.geometry.size, coarse.wm[0, 0].tolist()     # 6 mm along i: the 2nd block is half background
+        ((2, 2, 2), [1.0, 0.5])
+    """
+    factor = restriction_factor(fine.geometry, voxel_mm)
+    return TissueMaps(geometry=coarse_geometry(fine.geometry, voxel_mm),
+                      **{name: restrict_to_coarse(getattr(fine, name), factor) for name in ("gm", "wm", "csf")})
+
+
+def restriction_factor(fine: ImageGeometry, voxel_mm: float = COARSE_VOXEL_MM) -> int:
+    """Fine voxels per coarse voxel along each axis (the grid must be isotropic and divide ``voxel_mm``)."""
+    factors = {round(c / f) for c, f in zip(coarse_geometry(fine, voxel_mm).spacing_mm, fine.spacing_mm)}
+    if len(factors) != 1:
+        raise ValueError(f"fine grid spacing {fine.spacing_mm} mm: block restriction needs an isotropic grid")
+    return factors.pop()
 
 
 # -- the network ------------------------------------------------------------------------
@@ -249,7 +280,7 @@ def coarse_problem(tissue: TissueMaps, wm_to_gm_ratio: float = 10.0, tissue_thre
 class Rollout:
     """One fine-solver rollout on a coarse box: tissue, parameters, coarse seed and the true states."""
 
-    tissue: TissueMaps                 # coarse (4 mm) box around the lesion
+    tissue: TissueMaps                 # coarse (4 mm) box around the lesion, block means of the fine tissue
     dw_mm2_per_day: float
     rho_per_day: float
     seed: Seed
@@ -269,7 +300,7 @@ def fine_rollout(fine_tissue: TissueMaps, seed: Seed, dw_mm2_per_day: float, rho
 
 
 def draw_case(anatomy_seed: int, draw: int, horizon_days: float) -> tuple[TissueMaps, Seed, float, float]:
-    """A 2 mm anatomy (``subject_anatomy``), a random deep-white-matter seed and literature D_w, ρ."""
+    """A fine (1 mm) anatomy (``subject_anatomy``), a random deep-white-matter seed and literature D_w, ρ."""
     from HybridNeuroLib.synth.generator import _seed_voxel, subject_anatomy
     from HybridNeuroLib.synth.parameters import sample_parameters
 
@@ -285,12 +316,17 @@ def draw_case(anatomy_seed: int, draw: int, horizon_days: float) -> tuple[Tissue
 
 
 def make_rollout(anatomy_seed: int, draw: int, horizon_days: float, margin_mm: float = 16.0) -> Rollout:
-    fine, seed, dw, rho = draw_case(anatomy_seed, draw, horizon_days)
+    """The rollout of :func:`draw_case` (a whole-brain fine solve; ~10 s at 1 mm)."""
+    return fine_to_rollout(*draw_case(anatomy_seed, draw, horizon_days), horizon_days, margin_mm)
+
+
+def fine_to_rollout(fine: TissueMaps, seed: Seed, dw: float, rho: float, horizon_days: float,
+                    margin_mm: float = 16.0) -> Rollout:
+    """Solve on ``fine``, restrict every TRUTH_EVERY_DAYS to the coarse grid, keep the lesion's box + margin."""
     days = list(np.arange(0.0, horizon_days + 1e-9, TRUTH_EVERY_DAYS))
-    coarse_grid = coarse_geometry(fine.geometry)
-    truth = np.stack([restrict_to_coarse(state) for state in fine_rollout(fine, seed, dw, rho, days)])
-    coarse = tissue_on_grid(fine, coarse_grid)
-    box, slices = sub_box(coarse_grid, [truth[-1] > 1e-3], margin_mm)
+    coarse, factor = coarse_tissue(fine), restriction_factor(fine.geometry)
+    truth = np.stack([restrict_to_coarse(state, factor) for state in fine_rollout(fine, seed, dw, rho, days)])
+    box, slices = sub_box(coarse.geometry, [truth[-1] > 1e-3], margin_mm)
     tissue = TissueMaps(geometry=box, **{name: getattr(coarse, name)[slices] for name in ("gm", "wm", "csf")})
     return Rollout(tissue, dw, rho, seed, np.ascontiguousarray(truth[(slice(None),) + slices]))
 
@@ -298,11 +334,13 @@ def make_rollout(anatomy_seed: int, draw: int, horizon_days: float, margin_mm: f
 def _data_path(seeds: Sequence[int], draws: int, horizon_days: float):
     from HybridNeuroLib.synth.sample import cache_root
 
-    key = json.dumps([list(seeds), draws, horizon_days, TRUTH_EVERY_DAYS, SEED_RADIUS_RANGE_MM], sort_keys=True)
+    key = json.dumps([list(seeds), draws, horizon_days, TRUTH_EVERY_DAYS, SEED_RADIUS_RANGE_MM, FINE_VOXEL_MM,
+                      COARSE_VOXEL_MM, "block-mean tissue"], sort_keys=True)
     return cache_root() / f"solver-in-loop-{__version__}" / f"data-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
-def make_training_data(seeds: Sequence[int], *, draws: int = 2, horizon_days: float = 240.0, cache: bool = True,
+def make_training_data(seeds: Sequence[int], *, draws: int = 2, horizon_days: float = HORIZON_DAYS,
+                       cache: bool = True,
                        log: Callable[[str], None] = lambda message: None) -> list[Rollout]:
     """``draws`` rollouts per anatomy seed (cached as one ``.npz`` under the synthetic-data cache)."""
     path = _data_path(seeds, draws, horizon_days)
@@ -357,11 +395,13 @@ def _read_rollouts(path) -> list[Rollout]:
 # -- training ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingSettings:
+    # against 1 mm on the 4 validation anatomies (day 60 / 120 / 240 error vs coarse-only), L1 loss:
+    # these settings 0.92× / 0.91× / 1.01×; 1600 iterations 0.90 / 0.89 / 1.01; Δt = 30 days only 0.91 / 0.90 / 1.03
     iterations: int = 800
-    unrolled_steps: int = 8            # 4 unrolled steps drifted on 240-day rollouts (worse than coarse); 8 did not
+    unrolled_steps: int = 8            # 4 drifted more at day 240 (1.38× coarse-only with a squared loss)
     learning_rate: float = 2e-3
     # windows starting from the coarse seed (as every forecast does) rather than a true state; 0.75 beat 0.5
-    # on held-out anatomies (mean error at day 120: 0.81× vs 0.92× coarse-only; day 240: 0.78× vs 0.72×)
+    # on held-out anatomies against 2 mm
     from_seed_fraction: float = 0.75
     seed: int = 0
 
@@ -378,7 +418,11 @@ class _Prepared:
 
 
 def window_loss(solver: CorrectedSolver, prepared: _Prepared, start: int, stride: int, steps: int) -> torch.Tensor:
-    """Mean over ``steps`` unrolled steps of the squared error on voxels where either state is > 0.01."""
+    """Mean over ``steps`` unrolled steps of the absolute error on voxels where either state is > 0.01.
+
+    Absolute, like the validation error: a squared loss fixed the large front errors at the price of an
+    over-correction that accumulated (day 240 vs 1 mm: 1.13–1.38× the coarse-only error, L1 ~1.0×).
+    """
     r = prepared.rollout
     u = prepared.u0 if start == 0 else prepared.truth[start]
     total = 0.0
@@ -386,7 +430,7 @@ def window_loss(solver: CorrectedSolver, prepared: _Prepared, start: int, stride
         u = solver.step(u, r.dw_mm2_per_day, r.rho_per_day, stride * TRUTH_EVERY_DAYS)
         target = prepared.truth[start + n * stride]
         region = ((target > 0.01) | (u.detach() > 0.01)).float()
-        total = total + (((u - target) ** 2) * region).sum() / region.sum().clamp(min=1.0)
+        total = total + ((u - target).abs() * region).sum() / region.sum().clamp(min=1.0)
     return total / steps
 
 
@@ -462,15 +506,20 @@ def train_and_save(model_class, folder, *, subjects: int, seed: int,
 
     started = time.perf_counter()
     seeds = training_seeds(subjects + VALIDATION_SUBJECTS)
+    cached = _data_path(seeds[:subjects], TRAINING_DRAWS, HORIZON_DAYS).is_file()
     data = make_training_data(seeds[:subjects], draws=TRAINING_DRAWS, log=log)
     validation = make_training_data(seeds[subjects:], draws=1, log=log)
+    data_s = time.perf_counter() - started
     settings = TrainingSettings(seed=seed)
     corrector = train_corrector(data, settings, log=log)
+    training_s = time.perf_counter() - started - data_s
     summary = validation_summary(validation, corrector, (60.0, 120.0, 240.0))
     model = model_class(corrector=corrector)
     model.training = {"subjects": subjects, "draws_per_subject": TRAINING_DRAWS, "seed": seed,
                       "settings": asdict(settings), "validation_subjects": VALIDATION_SUBJECTS,
-                      "validation": summary, "wall_time_s": round(time.perf_counter() - started, 1)}
+                      "validation": summary, "wall_time_s": round(time.perf_counter() - started, 1),
+                      "data_s": round(data_s, 1), "data_cached": cached, "training_s": round(training_s, 1),
+                      "fine_voxel_mm": FINE_VOXEL_MM, "coarse_voxel_mm": COARSE_VOXEL_MM}
     path = model.save(folder)
     (Path(folder) / "MODEL_CARD.md").write_text(model_card(model.training), encoding="utf-8")
     log(f"validation: {json.dumps(summary)}")
@@ -485,24 +534,31 @@ def model_card(training: dict) -> str:
                      for day in training["validation"]["coarse"])
     command = (f"hybridneuro train-hybrid solver-in-the-loop --subjects {training['subjects']} "
                f"--seed {training['seed']} --out HybridNeuroLib/hybrid/models/solver-in-the-loop --overwrite")
+    fine, coarse = f"{training['fine_voxel_mm']:g} mm", f"{training['coarse_voxel_mm']:g} mm"
+    block = "×".join([str(round(training["coarse_voxel_mm"] / training["fine_voxel_mm"]))] * 3)
+    settings = training["settings"]
+    data = (f"training data read from the cache ({training['data_s']} s)" if training.get("data_cached")
+            else f"data generation {training['data_s']} s")
     return f"""# solver-in-the-loop corrector
 
-**Trained on synthetic data only. Not a clinical model.** It corrects a 4 mm Fisher–Kolmogorov
-solver towards the same solver at 2 mm; it knows nothing about real tumours beyond that.
+**Trained on synthetic data only. Not a clinical model.** It corrects a {coarse} Fisher–Kolmogorov
+solver towards the same solver at {fine}; it knows nothing about real tumours beyond that.
 
 - Command: `{command}` (one CPU thread: `OMP_NUM_THREADS=1`)
 - Data: {training['subjects']} anatomies (`hybrid.cohort.training_seeds`, SRI24 atlas deformed by
-  `synth.generator.subject_anatomy` at 2 mm), {training['draws_per_subject']} rollouts each:
+  `synth.generator.subject_anatomy` at {fine}), {training['draws_per_subject']} rollouts each:
   D_w, ρ from `synth.parameters.sample_parameters` (literature ranges), a random deep-white-matter
-  seed of radius 3–10 mm, 240 days; truth = the 2 mm solve restricted to 4 mm by 2×2×2 block means.
+  seed of radius 3–10 mm, 240 days; truth = the whole-brain {fine} solve restricted to {coarse} by
+  {block} block means; coarse tissue = the same block means.
 - Network: 3³ stencil + two 1×1×1 layers (hidden 32), evaluated on the front only; inputs u after and
   before the step, tissue factor, domain, log(D_w·Δt/h²), log(ρ·Δt). Steps of ≤ 30 days.
-- Training: {training['settings']['iterations']} Adam iterations (lr {training['settings']['learning_rate']},
-  cosine), {training['settings']['unrolled_steps']} unrolled steps with the loss on every step,
-  Δt ∈ {{10, 20, 30}} days;
-  wall time {training['wall_time_s']} s on one CPU thread (data generation included unless cached).
-- Validation ({training['validation_subjects']} held-out training-cohort anatomies, 4 mm box of the lesion + 16 mm,
-  mean |u − u_fine| where either state ≥ 0.01, Dice of u ≥ 0.25 vs the restricted 2 mm solution):
+- Training: {settings['iterations']} Adam iterations (lr {settings['learning_rate']}, cosine),
+  {settings['unrolled_steps']} unrolled steps with the loss (mean |u − u_fine|) on every step,
+  Δt ∈ {{10, 20, 30}} days, {settings['from_seed_fraction']:.0%} of the windows starting from the coarse seed.
+- Wall time {training['wall_time_s']} s on one CPU thread: {data}, training {training['training_s']} s,
+  the rest validation.
+- Validation ({training['validation_subjects']} held-out training-cohort anatomies, {coarse} box of the lesion
+  + 16 mm, mean |u − u_fine| where either state ≥ 0.01, Dice of u ≥ 0.25 vs the restricted {fine} solution):
 
 | day | MAE coarse | MAE corrected | Dice coarse | Dice corrected |
 |---|---|---|---|---|

@@ -82,7 +82,7 @@ def shipped_corrector() -> Corrector:
 
 @register
 class SolverInTheLoop(ForecastModel):
-    """Fisher–Kolmogorov at 4 mm, corrected after every step by a network trained against 2 mm rollouts."""
+    """Fisher–Kolmogorov at 4 mm, corrected after every step by a network trained against 1 mm rollouts."""
 
     name = NAME
     minimum_timepoints = 2
