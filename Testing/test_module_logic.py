@@ -329,3 +329,43 @@ def test_cancel_keeps_no_partial_output_and_adds_no_node(pipeline, logic_module)
     assert step.done and step.job._process.poll() is not None
     assert node_ids(scene) == ids
     assert sorted(logic.workDirectory.iterdir()) == runs  # the run's study copy and staging folder are gone
+
+
+def test_a_fit_without_tissue_maps_derives_them_from_the_atlas_into_the_scene(logic_module, tmp_path):
+    """A user's own scans rarely come with tissue maps: the fit derives them and keeps them in the scene."""
+    from HybridNeuroLib.mrml import labels_to_segmentation
+    from HybridNeuroLib.mrml.study_nodes import DAY_ATTRIBUTE, OUTPUT_ATTRIBUTE, TISSUE_ATTRIBUTE, tissue_volumes
+    from HybridNeuroLib.synth import generate_subject
+    from HybridNeuroLib.synth.parameters import SubjectParameters
+
+    fast = SubjectParameters(dw_mm2_per_day=0.3, rho_per_day=0.03, detection_radius_mm=8.0)
+    subject = generate_subject(2, tmp_path / "s2", days=DAYS, predict_days=(), voxel_mm=4, parameters=fast)
+    scene = headless_scene().scene
+    lesions = {}
+    for n, day in enumerate(DAYS):
+        scans = {key: _add(scene, subject.study_folder / f"tp{n}" / f"{key}.nii.gz", f"{key} visit {n + 1}")
+                 for key in CONTRASTS}
+        for node in scans.values():
+            node.SetAttribute(DAY_ATTRIBUTE, str(day))
+        seg = sitk.ReadImage(str(subject.study_folder / f"tp{n}" / "seg.nii.gz"))
+        lesions[float(day)] = labels_to_segmentation(seg, scene, f"lesion {n + 1}", reference=scans["t1n"])
+    before = {node.GetID(): snapshot(node) for node in
+              (scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+               for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")))}
+    assert tissue_volumes(scene) == {}
+    logic = logic_module.HybridNeuroLogic(scene=scene, workDirectory=tmp_path / "work")
+    lines = []
+    fitted = logic.fitModel(lesions, patient=PATIENT, onLog=lines.append, **FAST_FIT)
+    assert any("deriving gm/wm/csf tissue maps" in line for line in lines)
+    assert (fitted.folder / "tissue" / "gm.nii.gz").is_file()
+    assert abs(fitted.parameters["D_w_mm2_per_day"] / 0.3 - 1) < 0.5   # usable maps: measured 0.28 vs truth 0.3
+    derived = tissue_volumes(scene)
+    assert sorted(derived) == ["csf", "gm", "wm"]
+    for key, node in derived.items():
+        assert node.GetName() == f"{PATIENT} {key} (atlas-derived)"
+        assert node.GetAttribute(TISSUE_ATTRIBUTE) == key and node.GetAttribute(OUTPUT_ATTRIBUTE) == "fit"
+    from HybridNeuroLib.mrml import volume_array
+    brain = sum(volume_array(node) for node in derived.values())
+    assert 0.8 < float(brain.max()) < 1.2 and (brain > 0.5).mean() > 0.1     # probabilities of a brain
+    for node_id, state in before.items():
+        assert_unchanged(scene.GetNodeByID(node_id), state)

@@ -367,7 +367,9 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         scene, its segmentations there, the newest per day). Each lesion is read
         on the grid of its scan: ``volumes`` as in :meth:`timepoints` (default: the segmentation's
         reference volume, else the scene's scan of that day). ``tissue``: {"gm", "wm", "csf"} →
-        probability volume (default: the scene's volumes with attribute ``HybridNeuro.tissue``).
+        probability volume (default: the scene's volumes with attribute ``HybridNeuro.tissue``; with
+        none, the fit derives them by registering the SRI24 atlas to the first timepoint's T1 and adds
+        them to the scene as "<patient> gm (atlas-derived)" …, reused by later fits).
         ``voxelMm``, ``starts``, ``iterations``, ``members`` (ensemble size for the intervals;
         0 = none), ``seed``: ``hybridneuro fit`` options (None: its defaults). Returns a
         :class:`FittedModel` (a :class:`StepJob` if not ``blocking``); it is also kept as ``lastFit``
@@ -380,16 +382,18 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         if tissue is None:
             tissue = study_nodes.tissue_volumes(self.scene)
         missing = [key for key in ("gm", "wm", "csf") if not (tissue or {}).get(key)]
-        if missing:
+        if 0 < len(missing) < 3:
             raise study_nodes.StudyInputError([
-                f"no {', '.join(missing)} tissue map: the growth model needs gm, wm and csf probability volumes; "
-                f"load them and pass tissue={{'gm': …, 'wm': …, 'csf': …}} or set their attribute "
-                f"{study_nodes.TISSUE_ATTRIBUTE} (the sample case has them)"])
+                f"no {', '.join(missing)} tissue map: the growth model needs gm, wm and csf probability volumes "
+                f"together; pass tissue={{'gm': …, 'wm': …, 'csf': …}}, set their attribute "
+                f"{study_nodes.TISSUE_ATTRIBUTE}, or give none to have them derived from the atlas"])
+        deriveTissue = len(missing) == 3  # `hybridneuro fit` registers the SRI24 atlas to the first T1 (~1 min)
         patient = self.patientName([tp.reference for tp in timepoints] + [n for _, n in pairs], patient)
         run = self._newRun("fit")
         with _removedOnError(run):
             study = study_nodes.write_study_folder(run / "study", patient, timepoints,
-                                                   segmentations=[node for _, node in pairs], tissue=tissue)
+                                                   segmentations=[node for _, node in pairs],
+                                                   tissue=None if deriveTissue else tissue)
         arguments = ["fit", str(study)]
         if model != DEFAULT_MODEL:
             arguments += ["--model", model]  # `hybridneuro fit --model NAME` chooses a hybrid model
@@ -410,6 +414,8 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
                 table = add_parameter_table(self.scene, self.scene.GenerateUniqueName(
                     f"{patient} {model} fit parameters"), record)
                 Results.markOutput(table, "fit", patient=patient)
+                if deriveTissue:  # in the scene, so the next fit reuses them (and the user can check them)
+                    self._addDerivedTissue(run / "fit" / "tissue", patient)
             self.lastFit = FittedModel(patient, model, run / "fit", record, table, timepoints,
                                        [node for _, node in pairs])
             return self.lastFit
@@ -607,6 +613,18 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
             if node.GetAttribute(study_nodes.OUTPUT_ATTRIBUTE) == "segment":
                 byDay[float(node.GetAttribute(study_nodes.DAY_ATTRIBUTE))] = node  # later nodes replace earlier
         return [byDay[day] for day in sorted(byDay)]
+
+    def _addDerivedTissue(self, folder: Path, patient: str) -> None:
+        """The atlas-derived gm/wm/csf maps of ``folder`` as tissue volumes marked as fit outputs."""
+        import SimpleITK as sitk
+
+        from HybridNeuroLib.mrml import image_to_volume, study_nodes
+
+        for key in study_nodes.TISSUE_KEYS:
+            node = image_to_volume(sitk.ReadImage(str(folder / f"{key}.nii.gz")), self.scene,
+                                   self.scene.GenerateUniqueName(f"{patient} {key} (atlas-derived)"))
+            node.SetAttribute(study_nodes.TISSUE_ATTRIBUTE, key)
+            Results.markOutput(node, "fit", patient=patient)
 
     def _lesionTimepoints(self, pairs, volumes) -> list:
         """One TimepointNodes per lesion: its scan(s) from ``volumes``, its reference volume, or the scene's scan."""
