@@ -42,7 +42,7 @@ import torch
 from HybridNeuroLib.fit.ensemble import ensemble_members
 from HybridNeuroLib.fit.initialise import onset_days, starting_points
 from HybridNeuroLib.fit.objective import Objective
-from HybridNeuroLib.fit.observations import prepare_observations
+from HybridNeuroLib.fit.observations import FitData, prepare_observations
 from HybridNeuroLib.fit.optimize import GrowthFit
 from HybridNeuroLib.fit.refine import refine, steps
 from HybridNeuroLib.fit.result import FitResult
@@ -60,11 +60,14 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
                settings: FitSettings = FitSettings(), *, device: torch.device | str | None = "cpu",
                progress: bool = True, progress_callback: Callable[[str, float], None] | None = None,
                log: Callable[[str], None] = lambda message: None,
-               extra_starts: Sequence[GrowthFit] = ()) -> FitResult:
+               extra_starts: Sequence[GrowthFit] = (),
+               objective_factory: Callable[[FitData, FitSettings], Objective] | None = None) -> FitResult:
     """Fit to ``(study day, BraTS label image)`` pairs on ``tissue``; see the module docstring.
 
     ``extra_starts``: more starting states (e.g. an encoder's estimate), descended after the
-    default ones; the lowest final loss wins as always.
+    default ones; the lowest final loss wins as always. ``objective_factory(data, settings)``:
+    another forward model with the same loss (the solver-in-the-loop's corrected solver);
+    default :class:`Objective` on ``device``.
     """
     started = time.perf_counter()
     data = prepare_observations(tissue, labels_by_day, voxel_mm=settings.voxel_mm,
@@ -76,7 +79,8 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
         notes.append(NOT_IDENTIFIABLE.format(dw=settings.prior_dw_mm2_per_day, rho=settings.prior_rho_per_day))
         warnings.warn(notes[-1], UserWarning, stacklevel=2)
     seed = lesion_seed(data.first_labels, settings.thresholds.edema_flair)
-    objective = Objective(data, settings, device=device)
+    objective = (objective_factory(data, settings) if objective_factory is not None
+                 else Objective(data, settings, device=device))
     try:
         objective.check_seed(seed.centre_ras_mm)
     except ValueError as error:

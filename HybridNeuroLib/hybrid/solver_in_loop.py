@@ -19,11 +19,10 @@
 
 The model is :mod:`HybridNeuroLib.hybrid.corrector`'s corrected coarse solver with the shipped,
 frozen corrector (``models/solver-in-the-loop``, made by ``hybridneuro train-hybrid
-solver-in-the-loop``). Fitting reuses the physics fit's pieces on the 4 mm fitting grid —
-:func:`~HybridNeuroLib.fit.observations.prepare_observations` (``voxel_mm=4``), the seed from
-the first lesion, the starting points, the margin loss of :class:`~HybridNeuroLib.fit.objective.Objective`
-and its Adam descent (:func:`~HybridNeuroLib.fit.optimize.descend`) — with only the Objective's
-state sequence replaced by the corrected rollout. There is no uncertainty ensemble: the
+solver-in-the-loop``). Fitting *is* the physics fit (:func:`~HybridNeuroLib.fit.fitting.fit_growth`
+on the 4 mm fitting grid: its checks, seed, starting points, margin loss and optimiser) with only
+the Objective's state sequence replaced by the corrected rollout (``objective_factory``).
+There is no uncertainty ensemble: the
 probability map is the best fit's visible lesion (0/1) and the volume range is a point.
 Forecasts run on the whole 4 mm tissue grid and are resampled (linearly) onto the requested
 grid, then thresholded into labels there. The checkpoint holds the fit, the tissue maps and
@@ -32,7 +31,6 @@ the corrector's weights, so a saved model predicts bit for bit the same after lo
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Callable, Sequence
 
@@ -40,17 +38,16 @@ import numpy as np
 import torch
 
 from HybridNeuroLib.fit import FitSettings, Forecast
-from HybridNeuroLib.fit.initialise import starting_points
+from HybridNeuroLib.fit.fitting import fit_growth
 from HybridNeuroLib.fit.objective import Objective
-from HybridNeuroLib.fit.observations import FitData, fitting_geometry, prepare_observations, resample_array
-from HybridNeuroLib.fit.optimize import GrowthFit, descend
+from HybridNeuroLib.fit.observations import FitData, fitting_geometry, resample_array
+from HybridNeuroLib.fit.optimize import GrowthFit
 from HybridNeuroLib.fit.predict import forecast_from_members, tissue_on_grid
 from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, CheckpointError, ForecastModel, LabelsByDay, load_model,
                                         register, tissue_from_saved, tissue_record, tissue_tensors)
 from HybridNeuroLib.hybrid.corrector import (COARSE_VOXEL_MM, CorrectedSolver, Corrector, CorrectorConfig,
                                              coarse_problem)
 from HybridNeuroLib.physics import TissueMaps
-from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.progress import Progress
 
 NAME = "solver-in-the-loop"
@@ -110,36 +107,14 @@ class SolverInTheLoop(ForecastModel):
     # -- fit -----------------------------------------------------------------------------
     def _fit(self, tissue: TissueMaps, labels_by_day: LabelsByDay, *, progress: bool,
              log: Callable[[str], None]) -> None:
-        settings = self.settings
-        data = prepare_observations(tissue, labels_by_day, voxel_mm=settings.voxel_mm,
-                                    shrink_tolerance=settings.shrink_tolerance,
-                                    region_margin_mm=settings.region_margin_mm)
-        _check_coarse(data.tissue.geometry.spacing_mm)
-        seed = lesion_seed(data.first_labels, settings.thresholds.edema_flair)
-        objective = CorrectedObjective(data, settings, self.corrector)
-        try:
-            objective.check_seed(seed.centre_ras_mm)
-        except ValueError as error:
-            raise ValueError(f"lesion labels of day {data.first_day:g}: the lesion's centre is not in the brain "
-                             f"tissue domain ({error})") from None
-        points = [GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
-                  for dw, rho in starting_points(data, settings)]
-        starts = []
-        with Progress("fit", total=len(points) * settings.iterations, enabled=progress, unit="it") as bar:
-            for n, start in enumerate(points):
-                log(f"start {n + 1}/{len(points)}: D_w = {start.dw_mm2_per_day:.3g} mm²/day, "
-                    f"ρ = {start.rho_per_day:.3g} /day")
-                starts.append(descend(objective, start, settings, iterations=settings.iterations,
-                                      learning_rate=settings.learning_rate, on_iteration=bar.advance))
-        good = [s for s in starts if math.isfinite(s.loss)]
-        if not good:
-            raise ValueError(f"model {NAME!r}: fit diverged: every start stopped before a finite loss "
-                             f"({'; '.join(s.stopped_reason for s in starts)}); check the inputs")
-        self.best = min(good, key=lambda s: s.loss)
-        self.starts, self.tissue, self.first_day = tuple(starts), tissue, data.first_day
-        self.observed_days = tuple(data.first_day + o.day for o in data.observations)
-        log(f"best of {len(starts)} start(s): loss {self.best.loss:.4f}, D_w = {self.best.dw_mm2_per_day:.4g} "
-            f"mm²/day, ρ = {self.best.rho_per_day:.4g} /day")
+        def corrected(data: FitData, settings: FitSettings) -> CorrectedObjective:
+            _check_coarse(data.tissue.geometry.spacing_mm)
+            return CorrectedObjective(data, settings, self.corrector)
+
+        result = fit_growth(tissue, labels_by_day, self.settings, progress=progress, log=log,
+                            objective_factory=corrected)
+        self.best, self.starts, self.tissue = result.best, result.starts, tissue
+        self.first_day, self.observed_days = result.first_day, result.observed_days
 
     # -- predict ------------------------------------------------------------------------
     def predict(self, days: Sequence[float], *, grid=None, progress: bool = False) -> Forecast:
