@@ -14,7 +14,7 @@ from HybridNeuroLib.hybrid import load_model, make_model
 from HybridNeuroLib.hybrid.corrector import (COARSE_VOXEL_MM, FINE_VOXEL_MM, RESTRICTION_FACTOR, CorrectedSolver,
                                              Corrector, _Prepared, coarse_geometry, coarse_problem, coarse_tissue,
                                              fine_to_rollout, restrict_to_coarse, rollout_steps_days, window_loss)
-from HybridNeuroLib.hybrid.solver_in_loop import SolverInTheLoop
+from HybridNeuroLib.hybrid.solver_in_loop import SolverInTheLoop, corrector_tissue
 from HybridNeuroLib.physics import Seed, TissueMaps
 from HybridNeuroLib.physics.solvers import denormals_flushed
 
@@ -53,6 +53,16 @@ def test_coarse_grid_is_block_aligned_and_the_coarse_tissue_is_the_block_mean():
                                   np.array([[[1.0]], [[0.5]]], np.float32))   # odd size: padded with background
     with pytest.raises(ValueError, match="integer multiple"):
         coarse_geometry(phantom(4, 3.0).geometry)
+
+
+def test_the_forecast_model_sees_the_tissue_the_corrector_was_trained_on():
+    """From a 1 mm study the 4 mm tissue must be the 4³ block mean (training), not linear resampling."""
+    fine = phantom(10, 1.0, origin=(3.0, -5.0, 7.0))
+    np.testing.assert_array_equal(corrector_tissue(fine).wm, coarse_tissue(fine).wm)
+    linear = tissue_on_grid(fine, coarse_geometry(fine.geometry))
+    assert np.abs(linear.wm - coarse_tissue(fine).wm).max() > 0.05     # what the model used to see
+    odd = phantom(6, 3.0)                                               # 3 mm: no whole 4 mm blocks
+    assert corrector_tissue(odd).geometry.spacing_mm == (4.0, 4.0, 4.0)
 
 
 def test_zero_corrector_reproduces_the_coarse_solver_exactly():

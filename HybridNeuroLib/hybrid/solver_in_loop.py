@@ -46,7 +46,7 @@ from HybridNeuroLib.fit.predict import forecast_from_members, tissue_on_grid
 from HybridNeuroLib.hybrid.base import (PRETRAINED_ROOT, CheckpointError, ForecastModel, LabelsByDay, load_model,
                                         register, tissue_from_saved, tissue_record, tissue_tensors)
 from HybridNeuroLib.hybrid.corrector import (COARSE_VOXEL_MM, CorrectedSolver, Corrector, CorrectorConfig,
-                                             coarse_problem)
+                                             coarse_problem, coarse_tissue)
 from HybridNeuroLib.physics import TissueMaps
 from HybridNeuroLib.progress import Progress
 
@@ -109,6 +109,8 @@ class SolverInTheLoop(ForecastModel):
              log: Callable[[str], None]) -> None:
         def corrected(data: FitData, settings: FitSettings) -> CorrectedObjective:
             _check_coarse(data.tissue.geometry.spacing_mm)
+            # the fit's box of the coarse grid, with the tissue the corrector was trained on
+            data = replace(data, tissue=tissue_on_grid(corrector_tissue(tissue), data.tissue.geometry))
             return CorrectedObjective(data, settings, self.corrector)
 
         result = fit_growth(tissue, labels_by_day, self.settings, progress=progress, log=log,
@@ -126,7 +128,7 @@ class SolverInTheLoop(ForecastModel):
         if days[0] < self.first_day:
             raise ValueError(f"predict: day {days[0]:g} lies before the first fitted timepoint (day "
                              f"{self.first_day:g}); the model forecasts forward only")
-        coarse = tissue_on_grid(self.tissue, fitting_geometry(self.tissue.geometry, self.settings.voxel_mm))
+        coarse = corrector_tissue(self.tissue)
         _check_coarse(coarse.geometry.spacing_mm)
         problem = coarse_problem(coarse, self.settings.wm_to_gm_ratio, self.settings.tissue_threshold)
         best = self.best
@@ -182,6 +184,17 @@ class SolverInTheLoop(ForecastModel):
         from HybridNeuroLib.hybrid.corrector import train_and_save
 
         return train_and_save(cls, folder, subjects=subjects, seed=seed, log=log)
+
+
+def corrector_tissue(tissue: TissueMaps) -> TissueMaps:
+    """``tissue`` on its 4 mm fitting grid as the corrector saw it in training: block means
+    (:func:`~HybridNeuroLib.hybrid.corrector.coarse_tissue`) where the grid splits into whole 4 mm
+    blocks (1, 2 or 4 mm isotropic), else linear resampling. From 2 mm the two agree; from 1 mm,
+    linear resampling would average only the central 2³ of each block's 4³ voxels."""
+    try:
+        return coarse_tissue(tissue, COARSE_VOXEL_MM)
+    except ValueError:  # anisotropic, or a spacing that does not divide 4 mm
+        return tissue_on_grid(tissue, fitting_geometry(tissue.geometry, COARSE_VOXEL_MM))
 
 
 def _check_coarse(spacing_mm: Sequence[float]) -> None:
