@@ -129,7 +129,8 @@ def meta_tensor_to_images(tensor: MetaTensor) -> list[sitk.Image]:
 
 def preprocess_transforms(spacing_mm: Sequence[float], keys: Sequence[str] = ("image",),
                           channel_names: Sequence[str] | None = None) -> Compose:
-    """Dictionary transforms on ``image`` (and ``label`` when in ``keys``): spacing, crop, normalise."""
+    """Dictionary transforms on ``image`` (and ``label`` when in ``keys``): spacing, RAS orientation, crop,
+    a check that every channel has contrast, normalisation."""
     keys = list(keys)
     modes = ["bilinear" if key == "image" else "nearest" for key in keys]
     margin_voxels = [int(np.ceil(CROP_MARGIN_MM / s)) for s in spacing_mm]
