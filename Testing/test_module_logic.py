@@ -367,5 +367,7 @@ def test_a_fit_without_tissue_maps_derives_them_from_the_atlas_into_the_scene(lo
     from HybridNeuroLib.mrml import volume_array
     brain = sum(volume_array(node) for node in derived.values())
     assert 0.8 < float(brain.max()) < 1.2 and (brain > 0.5).mean() > 0.1     # probabilities of a brain
+    forecast = logic.predict([60])          # the forecast reads the derived maps from the fit, too
+    assert (volume_array(forecast.density) > 0.25).sum() > 0
     for node_id, state in before.items():
         assert_unchanged(scene.GetNodeByID(node_id), state)
