@@ -48,7 +48,8 @@ def _say(message: str) -> None:
 
 def model_input(images: dict[str, sitk.Image], model: SegmentationModel,
                 box: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None):
-    """The preprocessed (C, i, j, k) MetaTensor of ``images`` (cropped to ``box``: index, size) on the model's grid."""
+    """The preprocessed channel-first MetaTensor of ``images`` (cropped to ``box``: index, size in i, j, k) on the
+    model's grid, its axes in RAS order."""
     model.check_contrasts(images.keys())
     stack = to_meta_tensor([images[key] for key in model.contrasts], what=", ".join(model.contrasts), box=box)
     return preprocess({"image": stack}, model.spacing_mm, model.contrasts)["image"]
