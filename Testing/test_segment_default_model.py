@@ -75,7 +75,20 @@ def test_missing_contrasts_stop_before_anything_is_written(held_out, tmp_path, c
         type(tp)(tp.id, tp.day, {"t2f": tp.images["t2f"]}, tp.seg) for tp in study.timepoints))
     folder = write_study(only_flair, tmp_path / "flair-only")
     assert main(["segment", str(folder), "--out", str(tmp_path / "out")]) == 2
-    assert "t1n, t1c, t2w" in capsys.readouterr().err
+    assert "timepoint 'tp0': the segmentation model needs contrast(s) t1n, t1c, t2w" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert main(["segment", str(folder), "--out", str(tmp_path / "out"), "--bundle", str(tmp_path / "none")]) == 2
     assert "missing configs/inference.json" in capsys.readouterr().err
+
+
+def test_a_scan_without_contrast_is_named_by_timepoint_and_nothing_is_written(held_out, tmp_path, capsys):
+    study = read_study(held_out)
+    last = study.timepoints[-1]
+    flat = sitk.Cast(last.images["t1c"] * 0 + 5.0, sitk.sitkFloat32)
+    flat.CopyInformation(last.images["t1c"])
+    broken = Study(study.subject, study.disease, study.timepoints[:-1] + (
+        type(last)(last.id, last.day, {**last.images, "t1c": flat}, last.seg),))
+    folder = write_study(broken, tmp_path / "flat")
+    assert main(["segment", str(folder), "--out", str(tmp_path / "out"), "--cpu"]) == 2
+    assert "timepoint 'tp1': t1c: the image has no contrast" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))

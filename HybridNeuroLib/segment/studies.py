@@ -13,6 +13,8 @@ renamed into place, so a failed run leaves no partial result behind.
 
 from __future__ import annotations
 
+import contextlib
+
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,6 +45,15 @@ def label_masks(labels: sitk.Image) -> list[sitk.Image]:
     return masks
 
 
+@contextlib.contextmanager
+def _naming(timepoint_id: str):
+    """Prefix an input error with the timepoint it comes from (the images' own messages name only the contrast)."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"timepoint {timepoint_id!r}: {error}") from None
+
+
 def segment_study(study_folder: str | Path, out: str | Path, model: SegmentationModel, *,
                   force_cpu: bool = False, tta: bool = False, overwrite: bool = False,
                   on_timepoint: Callable[[int, int], None] | None = None) -> list[Path]:
@@ -55,10 +66,12 @@ def segment_study(study_folder: str | Path, out: str | Path, model: Segmentation
     prepare_output_folder(out, [p for paths in plans.values() for p in paths], inputs=[study_folder],
                           overwrite=overwrite, create=False)
     for tp in study.timepoints:
-        model.check_contrasts(tp.images.keys())  # all timepoints usable before any work
+        with _naming(tp.id):
+            model.check_contrasts(tp.images.keys())  # all timepoints usable before any work
     results = {}
     for index, tp in enumerate(study.timepoints):
-        results[tp.id] = segment_timepoint(tp.images, model, force_cpu=force_cpu, tta=tta)
+        with _naming(tp.id):
+            results[tp.id] = segment_timepoint(tp.images, model, force_cpu=force_cpu, tta=tta)
         if on_timepoint is not None:
             on_timepoint(index + 1, len(study.timepoints))
     out.parent.mkdir(parents=True, exist_ok=True)
