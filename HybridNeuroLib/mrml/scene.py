@@ -15,9 +15,11 @@ registered, and ``slicer.mrmlScene`` pointing at the scene so ``slicer.util`` wo
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass, field
@@ -50,11 +52,20 @@ def rollback_on_error(scene: "slicer.vtkMRMLScene"):
         raise
 
 
+COLOR_SHARE_FOLDER = "share"  # <cache>/share/ColorFiles: an empty default-colour folder (no files to load)
+
+
 @functools.cache
 def _cache_directory() -> str:
-    """One private cache folder per process (with the sentinel that marks it as Slicer's)."""
+    """One private cache folder per process, removed when the process exits.
+
+    It holds the sentinel that marks it as Slicer's cache, and the empty ``share/ColorFiles``
+    folder the colour logic looks in (without one it prints a red "HomeDirectory is not set").
+    """
     directory = tempfile.mkdtemp(prefix="hybridneuro-mrml-cache-")
     open(os.path.join(directory, ".slicer-cache"), "w").close()
+    os.makedirs(os.path.join(directory, COLOR_SHARE_FOLDER, "ColorFiles"))
+    atexit.register(shutil.rmtree, directory, True)
     return directory
 
 
@@ -80,6 +91,8 @@ def create_headless_scene() -> HeadlessSlicer:
     scene.SetCacheManager(cache)
     scene.SetDataIOManager(data_io)
     application_logic = slicer.vtkSlicerApplicationLogic()
+    application_logic.SetHomeDirectory(_cache_directory())
+    application_logic.SetShareDirectory(COLOR_SHARE_FOLDER)
     application_logic.SetMRMLScene(scene)
     register_segmentation_converters()
     logics: dict[str, object] = {}
