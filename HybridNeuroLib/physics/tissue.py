@@ -31,19 +31,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib.geometry import ImageGeometry
-
-TISSUE_KEYS = ("gm", "wm", "csf")
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+from HybridNeuroLib.study.format import IMAGE_SUFFIXES, TISSUE_KEYS
+from HybridNeuroLib.study.images import probability_problem, read_image
 
 
 def _check_probability(name: str, array: np.ndarray) -> None:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"tissue map '{name}': contains NaN or infinite values; allowed range is [0, 1]")
-    low, high = float(array.min()), float(array.max())
-    # 1e-4 tolerates resampling overshoot of stored float maps without admitting other units (e.g. 0-255)
-    if low < -1e-4 or high > 1.0 + 1e-4:
-        raise ValueError(f"tissue map '{name}': values span [{low:.4g}, {high:.4g}]; "
-                         "probabilities must lie in [0, 1]")
+    problem = probability_problem(array)
+    if problem:
+        raise ValueError(f"tissue map '{name}': {problem}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,9 +87,14 @@ class TissueMaps:
             object.__setattr__(self, name, np.clip(array, 0.0, 1.0))
 
     @classmethod
-    def from_images(cls, gm: sitk.Image, wm: sitk.Image, csf: sitk.Image) -> TissueMaps:
-        """Maps from three SimpleITK images, which must share size, spacing, origin and direction."""
+    def from_images(cls, gm: sitk.Image, wm: sitk.Image, csf: sitk.Image, *,
+                    names: dict[str, str] | None = None) -> TissueMaps:
+        """Maps from three SimpleITK images, which must share size, spacing, origin and direction.
+
+        ``names`` (key → e.g. the file path) says in messages which map is meant.
+        """
         images = {"gm": gm, "wm": wm, "csf": csf}
+        names = {key: f"'{key}'" for key in images} | (names or {})
         geometry = ImageGeometry.from_image(gm)
         for name, image in images.items():
             other = ImageGeometry.from_image(image)
@@ -100,25 +102,37 @@ class TissueMaps:
                     np.r_[other.spacing_mm, other.origin_lps_mm, np.ravel(other.direction_lps)],
                     np.r_[geometry.spacing_mm, geometry.origin_lps_mm, np.ravel(geometry.direction_lps)],
                     rtol=0.0, atol=1e-5):
-                raise ValueError(f"tissue map '{name}': geometry {other} differs from the grey-matter "
+                raise ValueError(f"tissue map {names[name]}: geometry {other} differs from the grey-matter "
                                  f"map's {geometry}; resample the maps onto one grid first")
         arrays = {name: sitk.GetArrayFromImage(image).astype(np.float32) for name, image in images.items()}
+        for name, array in arrays.items():
+            problem = probability_problem(array)
+            if problem:
+                raise ValueError(f"tissue map {names[name]}: {problem}")
         return cls(geometry=geometry, **arrays)
 
     @classmethod
     def read(cls, folder: str | Path) -> TissueMaps:
-        """Read ``gm``, ``wm`` and ``csf`` images (``.nii.gz``, ``.nrrd`` …) from ``folder``."""
+        """Read ``gm``, ``wm`` and ``csf`` images (``.nii.gz``, ``.nrrd`` …) from ``folder``.
+
+        Each file goes through the checked reader (:func:`HybridNeuroLib.study.images.read_image`):
+        a truncated, corrupt or NaN-holding map is refused by file name, never zero-filled.
+        """
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"tissue folder {folder} does not exist")
-        images = {}
+        images, names = {}, {}
         for name in TISSUE_KEYS:
             paths = [folder / f"{name}{suffix}" for suffix in IMAGE_SUFFIXES if (folder / f"{name}{suffix}").exists()]
             if not paths:
                 raise FileNotFoundError(f"tissue folder {folder}: no '{name}' image "
                                         f"(expected {name}.nii.gz or {name}.nrrd)")
-            images[name] = sitk.ReadImage(str(paths[0]), sitk.sitkFloat32)
-        return cls.from_images(**images)
+            if len(paths) > 1:
+                raise ValueError(f"tissue folder {folder}: several '{name}' images "
+                                 f"({', '.join(p.name for p in paths)}); keep one")
+            images[name] = read_image(paths[0], what="tissue map", pixel_type=sitk.sitkFloat32)
+            names[name] = str(paths[0])
+        return cls.from_images(**images, names=names)
 
     # -- derived fields ---------------------------------------------------------
     def domain_mask(self, tissue_threshold: float) -> np.ndarray:

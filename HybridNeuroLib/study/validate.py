@@ -10,7 +10,7 @@
     ...     load_checked(folder)
     ... except StudyError as error:
     ...     print(*error.problems, sep="\\n")
-    study.json subject: must be a text string, got int 7
+    study.json subject: must be a non-empty text string, got int 7 (the subject names output files and Slicer nodes)
     study.json timepoints[1].day: must be a number (days), got str '60'
     tp0/: timepoint folder is missing
     tp1/: timepoint folder is missing
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,11 @@ from HybridNeuroLib.study.data import Study, Timepoint
 from HybridNeuroLib.study.format import (FORMAT_ID, IMAGE_KEYS, IMAGE_SUFFIXES, MANIFEST_KEYS, MANIFEST_NAME,
                                          REQUIRED_MANIFEST_KEYS, SEG_KEY, TIMEPOINT_KEYS, TISSUE_KEYS,
                                          TRANSFORMS_FOLDER, image_key)
-from HybridNeuroLib.study.nifti import nifti_truncation
+from HybridNeuroLib.study.images import ImageReadError, probability_problem, read_image
 
 GRID_TOLERANCE_MM = 1e-3
+MAX_NAME_BYTES = 100                       # subject and timepoint ids become file, folder and node names
+UNSAFE_NAME_CHARACTERS = ('<', '>', ':', '"', '|', '?', '*')  # not allowed in Windows file names
 BRATS_LABEL_VALUES = {0, 1, 2, 3}
 
 
@@ -74,6 +77,26 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def name_problem(value) -> str | None:
+    """Why ``value`` cannot be a file/folder/node name (subject, timepoint id), or None.
+
+    >>> name_problem("BraTS-GLI-00012"), name_problem("../x")
+    (None, "must not contain '/'")
+    """
+    if not isinstance(value, str) or not value:
+        return f"must be a non-empty text string, got {_type_name(value)}"
+    for character in ("/", "\\", *UNSAFE_NAME_CHARACTERS):
+        if character in value:
+            return f"must not contain {character!r}"
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        return f"must not contain control or invisible characters, got {value!r}"
+    if value.startswith(".") or value != value.strip():
+        return f"must not start with '.' or start/end with white space, got {value!r}"
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        return f"must be at most {MAX_NAME_BYTES} bytes as UTF-8, got {len(value.encode('utf-8'))}"
+    return None
+
+
 # -- study.json ------------------------------------------------------------------------
 def check_manifest(manifest) -> list[Problem]:
     """Problems of a parsed ``study.json`` (types, known keys, ids, increasing days)."""
@@ -86,16 +109,16 @@ def check_manifest(manifest) -> list[Problem]:
                  if key not in manifest]
     if "format" in manifest and manifest["format"] != FORMAT_ID:
         problems.append(Problem(where, f"must be {FORMAT_ID!r}, got {manifest['format']!r}", "format"))
-    if "subject" in manifest and (not isinstance(manifest["subject"], str) or not manifest["subject"]):
-        problems.append(Problem(where, f"must be a text string, got {_type_name(manifest['subject'])}", "subject"))
+    if "subject" in manifest and name_problem(manifest["subject"]):
+        problems.append(Problem(where, f"{name_problem(manifest['subject'])} (the subject names output files "
+                                       "and Slicer nodes)", "subject"))
     disease = manifest.get("disease")
     if "disease" in manifest and disease not in IMAGE_KEYS:
         problems.append(Problem(where, f"must be one of {list(IMAGE_KEYS)}, got {_type_name(disease)}", "disease"))
     if "tissue" in manifest:
-        tissue = manifest["tissue"]
-        if not isinstance(tissue, str) or not tissue or Path(tissue).is_absolute() or ".." in Path(tissue).parts:
-            problems.append(Problem(where, "must be a folder path relative to the study folder (no '..'), "
-                                           f"got {_type_name(tissue)}", "tissue"))
+        problem = _tissue_problem(manifest["tissue"], manifest.get("timepoints"))
+        if problem:
+            problems.append(Problem(where, problem, "tissue"))
     if "predict_days" in manifest:
         days = manifest["predict_days"]
         if not isinstance(days, list):
@@ -110,6 +133,22 @@ def check_manifest(manifest) -> list[Problem]:
     if "timepoints" in manifest:
         problems += _check_timepoint_entries(manifest["timepoints"], manifest.get("tissue"))
     return problems
+
+
+def _tissue_problem(tissue, timepoints) -> str | None:
+    if (not isinstance(tissue, str) or not tissue or Path(tissue).is_absolute() or ".." in Path(tissue).parts
+            or "\\" in tissue or any(unicodedata.category(c).startswith("C") for c in tissue)):
+        return f"must be a folder path relative to the study folder (no '..', no '\\\\'), got {_type_name(tissue)}"
+    parts = Path(tissue).parts
+    if not parts:
+        return f"{tissue!r} is the study folder itself; tissue maps need their own folder (e.g. \"tissue\")"
+    entries = timepoints if isinstance(timepoints, list) else []
+    ids = {entry.get("id") for entry in entries if isinstance(entry, dict)}
+    if parts[0] in ids or parts[0] == TRANSFORMS_FOLDER:
+        owner = f"timepoint {parts[0]!r}" if parts[0] in ids else "the registration transforms"
+        return (f"{tissue!r} is (or lies in) the folder of {owner}; tissue maps (gm, wm, csf) need a folder of "
+                "their own, e.g. \"tissue\": move them there and name that folder in study.json")
+    return None
 
 
 def _check_timepoint_entries(timepoints, tissue) -> list[Problem]:
@@ -130,11 +169,9 @@ def _check_timepoint_entries(timepoints, tissue) -> list[Problem]:
                      if key not in entry]
         if "id" in entry:
             tp_id = entry["id"]
-            reserved = {TRANSFORMS_FOLDER, tissue}
-            if (not isinstance(tp_id, str) or not tp_id or tp_id.startswith(".") or "/" in tp_id or "\\" in tp_id
-                    or tp_id in reserved):
-                problems.append(Problem(where, "must be a folder name (text without '/', not starting with '.', "
-                                               f"not {TRANSFORMS_FOLDER!r}), got {_type_name(tp_id)}", f"{name}.id"))
+            if name_problem(tp_id) or tp_id == TRANSFORMS_FOLDER:
+                problems.append(Problem(where, f"must be a folder name: {name_problem(tp_id) or 'not ' + repr(tp_id)} "
+                                               f"({TRANSFORMS_FOLDER!r} is reserved)", f"{name}.id"))
             elif tp_id in ids:
                 problems.append(Problem(where, f"duplicate timepoint id {tp_id!r}", f"{name}.id"))
             else:
@@ -167,30 +204,13 @@ def read_manifest(folder: Path) -> tuple[dict | None, list[Problem]]:
 
 # -- images ----------------------------------------------------------------------------
 def read_image_checked(path: Path, where: str, problems: list[Problem]) -> sitk.Image | None:
-    """The image at ``path``, or None after appending why it is unusable."""
+    """The image at ``path`` (read by :func:`~HybridNeuroLib.study.images.read_image`), or None after
+    appending why it is unusable to ``problems``."""
     try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        problems.append(Problem(where, f"unreadable or corrupt image ({lines[-1] if lines else 'ITK error'})"))
+        return read_image(path)
+    except (ImageReadError, FileNotFoundError) as error:
+        problems.append(Problem(where, error.reason if isinstance(error, ImageReadError) else str(error)))
         return None
-    truncation = nifti_truncation(path) if path.name.lower().endswith((".nii", ".nii.gz")) else None
-    if truncation:
-        problems.append(Problem(where, f"incomplete NIfTI file: {truncation}; re-export or re-copy it"))
-        return None
-    size = image.GetSize()
-    if image.GetDimension() != 3 or min(size) < 2:
-        problems.append(Problem(where, f"is {image.GetDimension()}D with size {size}; a 3D volume "
-                                       "(at least 2 voxels along each axis) is needed"))
-        return None
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        problems.append(Problem(where, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
-                                       "a scalar image is needed"))
-        return None
-    if not np.isfinite(sitk.GetArrayViewFromImage(image)).all():
-        problems.append(Problem(where, "contains NaN or infinite voxel values"))
-        return None
-    return image
 
 
 def same_grid(a: sitk.Image, b: sitk.Image, tolerance_mm: float = GRID_TOLERANCE_MM) -> bool:
@@ -284,10 +304,9 @@ def _read_tissue(folder: Path, relative: str, problems: list[Problem]) -> dict[s
         image = read_image_checked(found[key][0], where, problems)
         if image is None:
             continue
-        values = sitk.GetArrayViewFromImage(image)
-        if float(values.min()) < -1e-3 or float(values.max()) > 1.0 + 1e-3:
-            problems.append(Problem(where, f"probabilities must lie in [0, 1], got [{float(values.min()):.4g}, "
-                                           f"{float(values.max()):.4g}]"))
+        problem = probability_problem(sitk.GetArrayViewFromImage(image))
+        if problem:
+            problems.append(Problem(where, problem))
             continue
         maps[key] = sitk.Cast(image, sitk.sitkFloat32)
         grid[where] = image
@@ -309,8 +328,7 @@ def load_checked(folder: str | Path) -> Study:
     timepoints = []
     entries = manifest.get("timepoints") if isinstance(manifest.get("timepoints"), list) else []
     for entry in entries:
-        if (isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]
-                and "/" not in entry["id"] and not entry["id"].startswith(".")):
+        if isinstance(entry, dict) and name_problem(entry.get("id")) is None:
             day = entry.get("day") if _is_number(entry.get("day")) else math.nan
             timepoints.append(_read_timepoint(folder, entry["id"], day, keys, problems,
                                               check_labels=disease == "glioma"))
