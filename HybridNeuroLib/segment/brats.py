@@ -13,7 +13,9 @@ One folder per case holding ``<case>-t1n|t1c|t2w|t2f|seg.nii.gz`` (BraTS 2023) o
 (t1n, t1c, t2w, t2f). BraTS 2021 labels enhancing tumour as 4; it becomes 3 (BraTS 2023,
 the engine's convention); any other value outside 0–3 is refused, naming the file. The
 subject of a 2023 case is its name without the timepoint suffix (``BraTS-GLI-00012``), so a
-subject's timepoints stay on one side of the training/validation split. Files are only read.
+subject's timepoints stay on one side of the training/validation split. Files are only read, each
+by the checked reader (:func:`HybridNeuroLib.study.images.read_image`: truncated, corrupt or
+NaN-holding files are refused by name).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib.segment.training import Case
+from HybridNeuroLib.study.images import read_image
 
 CONTRAST_SUFFIXES = {"t1n": "t1n", "t1c": "t1c", "t2w": "t2w", "t2f": "t2f", "seg": "seg",   # 2023
                      "t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}                 # 2021
@@ -46,7 +49,7 @@ def find_brats_cases(root: str | Path) -> list[Path]:
 
 
 def _read_labels(path: Path) -> sitk.Image:
-    seg = sitk.ReadImage(str(path))
+    seg = read_image(path, what="BraTS labels")
     array = sitk.GetArrayFromImage(seg)
     values = set(np.unique(array).tolist())
     if not values <= {0, 1, 2, 3, 4}:
@@ -76,7 +79,8 @@ def brats_cases(folders: Sequence[str | Path], contrasts: Sequence[str]) -> list
         if missing:
             raise ValueError(f"BraTS case folder {folder}: no {', '.join(missing)} file(s); expected "
                              f"<case>-<{'|'.join(contrasts)}|seg>.nii.gz (BraTS 2023) or the 2021 names")
-        images = {key: sitk.ReadImage(str(files[key]), sitk.sitkFloat32) for key in contrasts}
+        images = {key: read_image(files[key], what=f"BraTS {key} image", pixel_type=sitk.sitkFloat32)
+                  for key in contrasts}
         match = _SUBJECT_2023.match(name)
         cases.append(Case(match["subject"] if match else name, name, images, _read_labels(files["seg"])))
     return cases

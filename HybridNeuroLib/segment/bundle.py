@@ -49,11 +49,15 @@ def contrast_key(name: str) -> str:
 
 
 def _channel_names(metadata: dict, direction: str, key: str) -> list[str] | None:
-    entry = metadata.get("network_data_format", {}).get(direction, {}).get(key, {})
-    channel_def = entry.get("channel_def") if isinstance(entry, dict) else None
-    if not isinstance(channel_def, dict) or not channel_def:
+    entry = metadata
+    for name in ("network_data_format", direction, key, "channel_def"):
+        entry = entry.get(name) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict) or not entry:
         return None
-    return [str(channel_def[k]) for k in sorted(channel_def, key=lambda k: int(k))]
+    if not all(str(k).isdigit() for k in entry):
+        raise ValueError(f"network_data_format.{direction}.{key}.channel_def keys must be channel numbers "
+                         f"\"0\", \"1\", …, got {list(entry)}")
+    return [str(entry[k]) for k in sorted(entry, key=lambda k: int(k))]
 
 
 def bundle_contrasts(metadata: dict, in_channels: int | None) -> tuple[str, ...]:
@@ -83,23 +87,56 @@ def load_bundle(folder: str | Path, *, spacing_mm: tuple[float, float, float] = 
                                 "has configs/inference.json, configs/metadata.json and models/model.pt (download "
                                 "one with `python -m monai.bundle download NAME --bundle_dir DIR` where a network "
                                 "is available and copy DIR/NAME here)")
-    try:
-        metadata = json.loads((folder / "configs/metadata.json").read_text())
-        parser = ConfigParser()
-        parser.read_config(str(folder / "configs/inference.json"))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"bundle {folder}: cannot read its configs: {error}") from None
-    if parser.get("network_def") is None:
+    metadata, config = (_json_object(folder, name) for name in ("configs/metadata.json", "configs/inference.json"))
+    if config.get("network_def") is None:
         raise ValueError(f"bundle {folder}: configs/inference.json has no network_def")
-    network = parser.get_parsed_content("network_def", instantiate=True)
-    in_channels = parser.get("network_def#in_channels")
-    contrasts = bundle_contrasts(metadata, in_channels)
-    check_outputs(metadata)
-    roi = parser.get("inferer#roi_size") or DEFAULT_ROI
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs/inference.json"))
+    network = _build_network(parser, folder)
+    try:
+        in_channels = parser.get("network_def#in_channels") if isinstance(config["network_def"], dict) else None
+        contrasts = bundle_contrasts(metadata, in_channels if isinstance(in_channels, int) else None)
+        check_outputs(metadata)
+    except ValueError as error:
+        raise ValueError(f"bundle {folder}: configs/metadata.json: {error}") from None
+    roi = config.get("inferer", {}).get("roi_size") if isinstance(config.get("inferer"), dict) else None
+    roi = roi or DEFAULT_ROI
+    if not (isinstance(roi, list | tuple) and len(roi) == 3 and all(isinstance(r, int) and r > 0 for r in roi)):
+        raise ValueError(f"bundle {folder}: configs/inference.json inferer.roi_size must be three positive "
+                         f"integers, got {roi!r}")
     load_weights(network, folder / "models/model.pt")
     return SegmentationModel(network.eval(), contrasts, tuple(float(s) for s in spacing_mm),
                              tuple(int(r) for r in roi), name=folder.name,
                              info={"bundle": str(folder), "metadata": metadata})
+
+
+def _json_object(folder: Path, name: str) -> dict:
+    try:
+        content = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"bundle {folder}: {name} is not valid JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"bundle {folder}: {name} must hold a JSON object {{...}}, got {type(content).__name__}")
+    return content
+
+
+def _build_network(parser, folder: Path):
+    """The bundle's ``network_def`` instantiated, or a ValueError saying why it cannot be."""
+    import torch
+
+    try:
+        network = parser.get_parsed_content("network_def", instantiate=True)
+    except Exception as error:  # MONAI: ModuleNotFoundError (unknown class), RuntimeError (bad arguments) …
+        causes = [error]
+        while causes[-1].__cause__ is not None and len(causes) < 5:
+            causes.append(causes[-1].__cause__)
+        detail = "; ".join(f"{type(e).__name__}: {(str(e).strip().splitlines() or ['?'])[0][:200]}" for e in causes)
+        raise ValueError(f"bundle {folder}: configs/inference.json network_def cannot be built ({detail}); "
+                         "check its _target_ class name and arguments against the MONAI version installed") from None
+    if not isinstance(network, torch.nn.Module):
+        raise ValueError(f"bundle {folder}: configs/inference.json network_def builds a value of type {type(network).__name__}, "
+                         "not a torch network")
+    return network
 
 
 def download_bundle(name: str, bundle_dir: str | Path) -> Path:

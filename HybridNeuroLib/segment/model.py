@@ -21,6 +21,7 @@ so a weights file cannot run code). Only the architectures in ``ARCHITECTURES`` 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,10 +63,14 @@ def build_network(spec: dict) -> torch.nn.Module:
     name = spec.get("architecture")
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown network architecture {name!r}; supported: {', '.join(ARCHITECTURES)}")
+    parameters = spec.get("network", {})
+    if not isinstance(parameters, dict):
+        raise ValueError(f"{name} parameters must be a JSON object of keyword arguments, got {parameters!r}")
     try:
-        return _architectures()[name](**spec.get("network", {}))
-    except TypeError as error:
-        raise ValueError(f"bad {name} parameters {spec.get('network')}: {error}") from None
+        return _architectures()[name](**parameters)
+    except Exception as error:  # MONAI signals bad arguments with TypeError, ValueError, AssertionError …
+        raise ValueError(f"bad {name} parameters {parameters}: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'invalid'}") from None
 
 
 def load_weights(network: torch.nn.Module, path: Path) -> None:
@@ -76,7 +81,8 @@ def load_weights(network: torch.nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt, truncated, or pickled code (refused by weights_only)
-        raise ValueError(f"cannot read weights {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+        detail = (str(error).strip().splitlines() or ["the file is empty or damaged"])[0][:200]
+        raise ValueError(f"cannot read weights {path}: {type(error).__name__}: {detail}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict", state.get("model")), dict):
         state = state.get("state_dict", state.get("model"))
     if not isinstance(state, dict):
@@ -108,13 +114,38 @@ def load_model_folder(folder: str | Path) -> SegmentationModel:
         raise ValueError(f"{folder / 'model.json'} is not valid JSON: {error}") from None
     if not isinstance(spec, dict) or spec.get("format") != MODEL_FORMAT:
         raise ValueError(f"{folder / 'model.json'} is not a {MODEL_FORMAT} file")
-    network = build_network(spec)
-    if spec["network"].get("in_channels") != len(spec["contrasts"]):
-        raise ValueError(f"{folder / 'model.json'}: the network has {spec['network'].get('in_channels')} input "
-                         f"channels but {len(spec['contrasts'])} contrasts are listed")
+    problem = _spec_problem(spec)
+    if problem:
+        raise ValueError(f"{folder / 'model.json'}: {problem}; the model folder is damaged or was edited "
+                         "(retrain with `hybridneuro train-seg`)")
+    try:
+        network = build_network(spec)
+    except ValueError as error:
+        raise ValueError(f"{folder / 'model.json'}: {error}") from None
     load_weights(network, folder / "model.pt")
     return SegmentationModel(network.eval(), tuple(spec["contrasts"]), tuple(float(s) for s in spec["spacing_mm"]),
                              tuple(int(r) for r in spec["roi_size"]), name=folder.name, info=spec)
+
+
+def _spec_problem(spec: dict) -> str | None:
+    """Why a ``model.json`` spec cannot describe a model (missing or mistyped fields), or None."""
+    def numbers(value, kind) -> bool:
+        return (isinstance(value, list) and len(value) == 3 and all(
+            isinstance(v, kind) and not isinstance(v, bool) and v > 0 and math.isfinite(v) for v in value))
+
+    if not isinstance(spec.get("network"), dict):
+        return "'network' must be an object of network arguments"
+    contrasts = spec.get("contrasts")
+    if not (isinstance(contrasts, list) and contrasts and all(isinstance(c, str) for c in contrasts)):
+        return f"'contrasts' must be a non-empty list of contrast keys, got {contrasts!r}"
+    if spec["network"].get("in_channels") != len(contrasts):
+        return (f"the network has {spec['network'].get('in_channels')} input channels but {len(contrasts)} "
+                "contrasts are listed")
+    if not numbers(spec.get("spacing_mm"), (int, float)):
+        return f"'spacing_mm' must be three positive numbers, got {spec.get('spacing_mm')!r}"
+    if not numbers(spec.get("roi_size"), int):
+        return f"'roi_size' must be three positive integers, got {spec.get('roi_size')!r}"
+    return None
 
 
 def default_model() -> SegmentationModel:
