@@ -35,6 +35,32 @@ MODEL_NAME = "fisher-kolmogorov"
 FORMAT_ID = "hybridneuro-fit/1"
 
 
+
+def read_params(folder: str | Path) -> dict:
+    """The JSON object of ``folder/params.json``; refuses a missing, invalid or non-object file by name.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp()); _ = (folder / "params.json").write_text("{")
+    >>> read_params(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: .../params.json: not valid JSON (line 1, column 2: Expecting property name ...); ...
+    """
+    path = Path(folder) / PARAMS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"fit folder {folder}: no {PARAMS_NAME} (run `hybridneuro fit` first)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason}); the file is damaged") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+                         "the file is damaged or was edited: refit with `hybridneuro fit`") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: must hold a JSON object {{...}}, got {type(record).__name__}")
+    return record
+
+
 @dataclass(frozen=True, eq=False)
 class FitResult:
     """Best fit, ensemble members, settings and what a user must know (warnings, messages)."""
@@ -88,14 +114,24 @@ class FitResult:
 
     @classmethod
     def load(cls, folder: str | Path) -> FitResult:
-        path = Path(folder) / PARAMS_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"fit folder {folder}: no {PARAMS_NAME} (run `hybridneuro fit` first)")
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+        return cls.from_dict(read_params(folder), source=str(Path(folder) / PARAMS_NAME))
 
     @classmethod
     def from_dict(cls, record: dict, source: str = "fit record") -> FitResult:
-        """The inverse of :meth:`to_dict`; refuses a record of another format or model."""
+        """The inverse of :meth:`to_dict`; refuses a record of another format or model, or with bad fields."""
+        if not isinstance(record, dict):
+            raise ValueError(f"{source}: must hold a JSON object {{...}}, got {type(record).__name__}")
+        try:
+            return cls._from_dict(record, source)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            if isinstance(error, ValueError) and str(error).startswith(source):
+                raise
+            detail = f"missing field {error}" if isinstance(error, KeyError) else (str(error).splitlines() or ["?"])[0]
+            raise ValueError(f"{source}: not a usable fit record ({detail[:300]}); the file is damaged or was "
+                             "edited: refit with `hybridneuro fit`") from None
+
+    @classmethod
+    def _from_dict(cls, record: dict, source: str) -> FitResult:
         if record.get("format") != FORMAT_ID or record.get("model") != MODEL_NAME:
             raise ValueError(f"{source}: not a {FORMAT_ID} fit of the {MODEL_NAME} model "
                              f"(format {record.get('format')!r}, model {record.get('model')!r})")

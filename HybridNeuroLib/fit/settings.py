@@ -9,7 +9,8 @@
     ...
     ValueError: fit settings: starts must be ≥ 1, got 0
 
-Bounds are the literature ranges (DESIGN.md): D_w 0.02–1.5 mm²/day, ρ 0.005–0.2 /day.
+Bounds are the literature ranges (DESIGN.md): D_w 0.02–1.5 mm²/day, ρ 0.005–0.2 /day. The fitting
+grid's ``voxel_mm`` lies in (0, 10] mm (coarser grids cannot resolve a lesion's front).
 The priors are the population values used when growth speed is not identifiable (one timepoint).
 """
 
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from HybridNeuroLib.labels import ImagingThresholds
 
 LOSSES = ("margin", "soft-dice")
+MAX_VOXEL_MM = 10.0   # coarser fitting grids cannot resolve a lesion of 1–5 cm or its growth front
 OPTIMIZERS = ("adam", "cmaes")
 
 
@@ -64,6 +66,11 @@ class FitSettings:
         for name, value in positive.items():
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"fit settings: {name} must be a finite number > 0, got {value!r}")
+        if self.voxel_mm > MAX_VOXEL_MM:
+            raise ValueError(f"fit settings: voxel_mm (--voxel-mm) must lie in (0, {MAX_VOXEL_MM:g}] mm, got "
+                             f"{self.voxel_mm:g}: it is the fitting grid's spacing (the coarser of it and the scans' "
+                             f"spacing), and on a grid coarser than {MAX_VOXEL_MM:g} mm a lesion of a few cm spans "
+                             "only a few voxels, too few to resolve its growth front; 2 (default) to 4 mm is usual")
         for name in ("starts", "iterations"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"fit settings: {name} must be ≥ 1, got {getattr(self, name)!r}")

@@ -103,8 +103,10 @@ class ForecastModel(abc.ABC):
 
     def fit_study(self, study, *, timepoint_ids: Sequence[str] | None = None, **options) -> ForecastModel:
         """Fit a :class:`~HybridNeuroLib.study.Study`'s patient (its ``seg`` labels and tissue maps)."""
-        from HybridNeuroLib.fit.study_fit import study_labels, study_tissue
+        from HybridNeuroLib.fit.study_fit import grid_warnings, study_labels, study_tissue
 
+        for warning in grid_warnings(study, timepoint_ids):
+            options.get("log", lambda message: None)(f"warning: {warning}")
         return self.fit(study_tissue(study), study_labels(study, timepoint_ids), **options)
 
     @abc.abstractmethod
@@ -159,27 +161,52 @@ def load_model(folder: str | Path, expected: str | None = None) -> ForecastModel
         raise FileNotFoundError(f"model folder {folder}: no {RECORD_NAME} (save a fitted model there first)")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({error}); the checkpoint is damaged") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path}: must hold a JSON object {{...}}, got {type(record).__name__}; "
+                              "the checkpoint is damaged")
     if record.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: format {record.get('format')!r} is not {CHECKPOINT_FORMAT!r}")
     name = record.get("model")
+    if not isinstance(name, str) or name not in MODEL_MODULES:
+        raise CheckpointError(f"{path}: 'model' is {name!r}, not a model this software knows "
+                              f"({', '.join(MODEL_MODULES)}); the checkpoint is damaged or from another program")
     if expected is not None and name != expected:
         raise CheckpointError(f"{path}: holds a {name!r} model, not the requested {expected!r} model")
     cls = model_class(name)
     if record.get("model_version") != cls.model_version:
         raise CheckpointError(f"{path}: {name!r} model version {record.get('model_version')!r}, this software "
                               f"(hybridneuro {__version__}) reads version {cls.model_version}; refit the model")
-    tensors: dict[str, torch.Tensor] = {}
-    if record.get("tensors"):
-        stored = folder / TENSORS_NAME
-        if not stored.is_file():
-            raise CheckpointError(f"model folder {folder}: {TENSORS_NAME} is missing")
-        try:
-            tensors = torch.load(stored, map_location="cpu", weights_only=True)
-        except Exception as error:  # pickle/zip errors vary by damage
-            raise CheckpointError(f"{stored}: cannot be read as tensors ({error}); the file is damaged") from None
-    return cls.from_record(record["record"], tensors)
+    if not isinstance(record.get("record"), dict):
+        raise CheckpointError(f"{path}: no 'record' object (the {name!r} model's settings and fitted values); "
+                              "the checkpoint is damaged or was edited: refit the model")
+    tensors = _read_tensors(folder) if record.get("tensors") else {}
+    try:
+        return cls.from_record(record["record"], tensors)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        detail = f"missing entry {error}" if isinstance(error, KeyError) else (str(error).splitlines() or ["?"])[0]
+        raise CheckpointError(f"{path}: cannot rebuild the {name!r} model from {RECORD_NAME} and {TENSORS_NAME} "
+                              f"({type(error).__name__}: {detail[:300]}); the checkpoint is damaged or was edited: "
+                              "refit the model") from None
+
+
+def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    """``tensors.pt`` of a checkpoint folder: a dict of named tensors, read without running code."""
+    stored = folder / TENSORS_NAME
+    if not stored.is_file():
+        raise CheckpointError(f"model folder {folder}: {TENSORS_NAME} is missing")
+    try:
+        tensors = torch.load(stored, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle/zip errors vary by damage
+        detail = (str(error).strip().splitlines() or ["empty or unreadable"])[0][:200]
+        raise CheckpointError(f"{stored}: cannot be read as tensors ({type(error).__name__}: {detail}); "
+                              "the file is damaged") from None
+    if not (isinstance(tensors, dict) and all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                                              for key, value in tensors.items())):
+        raise CheckpointError(f"{stored}: holds a {type(tensors).__name__}, not named tensors; the file is "
+                              "damaged or from another program")
+    return tensors
 
 
 def tissue_tensors(tissue: TissueMaps) -> dict[str, torch.Tensor]:

@@ -130,12 +130,13 @@ def _build_network(parser, folder: Path):
         causes = [error]
         while causes[-1].__cause__ is not None and len(causes) < 5:
             causes.append(causes[-1].__cause__)
-        detail = "; ".join(f"{type(e).__name__}: {(str(e).strip().splitlines() or ['?'])[0][:200]}" for e in causes)
+        detail = "; ".join(f"{type(e).__name__}: {(str(e).strip().splitlines() or ['?'])[0][:200]}"
+                           for e in causes)
         raise ValueError(f"bundle {folder}: configs/inference.json network_def cannot be built ({detail}); "
                          "check its _target_ class name and arguments against the MONAI version installed") from None
     if not isinstance(network, torch.nn.Module):
-        raise ValueError(f"bundle {folder}: configs/inference.json network_def builds a value of type {type(network).__name__}, "
-                         "not a torch network")
+        raise ValueError(f"bundle {folder}: configs/inference.json network_def builds a value of type "
+                         f"{type(network).__name__}, not a torch network")
     return network
 
 
