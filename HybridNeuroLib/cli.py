@@ -12,13 +12,48 @@ this CLI in a background process with ``--progress-lines``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from typing import Iterator
 
 from HybridNeuroLib import __version__
 from HybridNeuroLib.progress import Progress
 
 COMMAND_MODULES = ("demo", "simulate", "synth", "fit", "predict", "treat", "run", "segment", "train_seg",
                    "train_hybrid")
+#: errors that are the user's to fix: one line naming the file, field or option, exit code 2, no traceback
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+               PermissionError)
+INSTALL_HINT = ("install it from the HybridNeuro module panel in 3D Slicer (Dependencies), or in a checkout "
+                "run `make setup` (pinned versions in pyproject.toml)")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancel from the Slicer module), raised like Ctrl-C so every clean-up runs."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` for the block (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def missing_package_message(error: ImportError) -> str:
+    name = (getattr(error, "name", None) or str(error)).split(".")[0]
+    return f"missing package {name!r} ({error}); {INSTALL_HINT}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,14 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    Progress.machine_lines_default = args.progress_lines
+    """Run one command; user errors, missing packages and interrupts end in one line on stderr, never a traceback."""
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        # user errors: one clear line, no traceback
-        print(f"hybridneuro {args.command}: error: {error}", file=sys.stderr)
+        parser = build_parser()
+    except ImportError as error:
+        print(f"hybridneuro: error: {missing_package_message(error)}", file=sys.stderr)
         return 2
+    args = parser.parse_args(argv)
+    Progress.machine_lines_default = args.progress_lines
+    with sigterm_as_interrupt():
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt as stop:
+            out = getattr(args, "out", None)
+            print(f"hybridneuro {args.command}: interrupted; nothing was written to {out}" if out is not None else
+                  f"hybridneuro {args.command}: interrupted", file=sys.stderr)
+            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+        except ImportError as error:
+            print(f"hybridneuro {args.command}: error: {missing_package_message(error)}", file=sys.stderr)
+            return 2
+        except USER_ERRORS as error:
+            print(f"hybridneuro {args.command}: error: {error}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

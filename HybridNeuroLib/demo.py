@@ -37,7 +37,7 @@ from HybridNeuroLib import __version__
 from HybridNeuroLib.fit import FitSettings, fit_study, predict
 from HybridNeuroLib.fit.study_fit import study_grid
 from HybridNeuroLib.metrics import dice
-from HybridNeuroLib.outputs import day_image_paths, prepare_output_folder, probability_path, write_image
+from HybridNeuroLib.outputs import check_output_folder, day_image_paths, probability_path, staged_output, write_image
 from HybridNeuroLib.physics import GrowthParameters, TissueMaps, simulate
 from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
@@ -91,85 +91,83 @@ def run_demo(out, settings: DemoSettings = DemoSettings(), *, overwrite: bool = 
              log: Callable[[str], None] = lambda message: None) -> DemoResult:
     """Run the demo into folder ``out`` (refuses to replace earlier results unless ``overwrite``)."""
     started = time.perf_counter()
+    check_output_folder(out, overwrite=overwrite)  # before any work (the sample case is checked against it below)
     log("preparing the embedded sample case (generated once, then cached)")
     study_folder = _sample_study_folder(settings.sample_voxel_mm)
     study = read_study(study_folder)
     observed = {tp.day: tp.seg for tp in study.timepoints if tp.seg is not None}
     days = tuple(sorted(set(observed) | set(study.predict_days)))
 
-    out = Path(out)
-    planned = [out / name for name in (REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME)]
-    planned += [path for day in days for path in day_image_paths(out, day)]
-    planned += [probability_path(out, day) for day in days] + [out / "fit"]
-    out = prepare_output_folder(out, planned, inputs=[study_folder], overwrite=overwrite)
+    final = check_output_folder(out, inputs=[study_folder], overwrite=overwrite)
+    with staged_output(final, inputs=[study_folder], overwrite=overwrite, command="demo") as out:
+        tissue = TissueMaps.from_images(study.tissue["gm"], study.tissue["wm"], study.tissue["csf"])
+        first = study.timepoints[0]
+        seed = lesion_seed(first.seg)
+        parameters = GrowthParameters(settings.dw_mm2_per_day, settings.rho_per_day)
+        log(f"{study.subject}: population forecast from the day-{first.day:g} lesion (RAS "
+            f"{', '.join(f'{v:.1f}' for v in seed.centre_ras_mm)} mm), D_w = {parameters.dw_mm2_per_day} mm²/day, "
+            f"ρ = {parameters.rho_per_day}/day")
+        population = simulate(tissue, seed, parameters, [day - first.day for day in days], progress=progress)
 
-    tissue = TissueMaps.from_images(study.tissue["gm"], study.tissue["wm"], study.tissue["csf"])
-    first = study.timepoints[0]
-    seed = lesion_seed(first.seg)
-    parameters = GrowthParameters(settings.dw_mm2_per_day, settings.rho_per_day)
-    log(f"{study.subject}: population forecast from the day-{first.day:g} lesion (RAS "
-        f"{', '.join(f'{v:.1f}' for v in seed.centre_ras_mm)} mm), D_w = {parameters.dw_mm2_per_day} mm²/day, "
-        f"ρ = {parameters.rho_per_day}/day")
-    population = simulate(tissue, seed, parameters, [day - first.day for day in days], progress=progress)
+        log(f"{study.subject}: fitting D_w, ρ and the seed to the lesions of days "
+            f"{', '.join(f'{d:g}' for d in sorted(observed))}")
+        fit = fit_study(study, settings.fit, progress=progress, log=log)
+        best = fit.best
+        log(f"fitted D_w = {best.dw_mm2_per_day:.3g} mm²/day, ρ = {best.rho_per_day:.3g}/day")
+        forecast = predict(fit, tissue, days, grid=study_grid(study), progress=False)
 
-    log(f"{study.subject}: fitting D_w, ρ and the seed to the lesions of days "
-        f"{', '.join(f'{d:g}' for d in sorted(observed))}")
-    fit = fit_study(study, settings.fit, progress=progress, log=log)
-    best = fit.best
-    log(f"fitted D_w = {best.dw_mm2_per_day:.3g} mm²/day, ρ = {best.rho_per_day:.3g}/day")
-    forecast = predict(fit, tissue, days, grid=study_grid(study), progress=False)
+        truth = _truth_labels(study_folder, study.predict_days)
+        rows, files = [], []
+        for n, day in enumerate(days):
+            density_path, labels_path = day_image_paths(out, day)
+            files += [write_image(forecast.density[n], density_path), write_image(forecast.labels[n], labels_path),
+                      write_image(forecast.probability[n], probability_path(out, day))]
+            row = {"day": day, "kind": "observed" if day in observed else "predicted",
+                   "population_ml": lesion_volumes_ml(population.labels[n])["whole lesion"],
+                   "fitted_ml": forecast.volumes[n]["whole_ml"],
+                   "fitted_ml_range": forecast.volumes[n]["whole_ml_range"]}
+            reference = observed.get(day, truth.get(day))
+            if reference is not None:
+                visible = sitk.GetArrayViewFromImage(reference) > 0
+                row["reference"] = "observed" if day in observed else "ground truth (synthetic sample)"
+                row["reference_ml"] = lesion_volumes_ml(reference)["whole lesion"]
+                row["dice_population"] = round(dice(sitk.GetArrayViewFromImage(population.labels[n]) > 0, visible), 4)
+                row["dice_fitted"] = round(dice(sitk.GetArrayViewFromImage(forecast.labels[n]) > 0, visible), 4)
+            rows.append(row)
+        (out / "fit").mkdir(exist_ok=True)
+        files.append(fit.save(out / "fit"))
 
-    truth = _truth_labels(study_folder, study.predict_days)
-    rows, files = [], []
-    for n, day in enumerate(days):
-        density_path, labels_path = day_image_paths(out, day)
-        files += [write_image(forecast.density[n], density_path), write_image(forecast.labels[n], labels_path),
-                  write_image(forecast.probability[n], probability_path(out, day))]
-        row = {"day": day, "kind": "observed" if day in observed else "predicted",
-               "population_ml": lesion_volumes_ml(population.labels[n])["whole lesion"],
-               "fitted_ml": forecast.volumes[n]["whole_ml"],
-               "fitted_ml_range": forecast.volumes[n]["whole_ml_range"]}
-        reference = observed.get(day, truth.get(day))
-        if reference is not None:
-            visible = sitk.GetArrayViewFromImage(reference) > 0
-            row["reference"] = "observed" if day in observed else "ground truth (synthetic sample)"
-            row["reference_ml"] = lesion_volumes_ml(reference)["whole lesion"]
-            row["dice_population"] = round(dice(sitk.GetArrayViewFromImage(population.labels[n]) > 0, visible), 4)
-            row["dice_fitted"] = round(dice(sitk.GetArrayViewFromImage(forecast.labels[n]) > 0, visible), 4)
-        rows.append(row)
-    (out / "fit").mkdir(exist_ok=True)
-    files.append(fit.save(out / "fit"))
+        scan = study.timepoints[-1].images.get("t1c") or study.timepoints[-1].reference_image
+        files.append(forecast_overlay_figure(
+            scan, days, forecast.density, forecast.labels, out / OVERLAY_FIGURE,
+            reference=[observed.get(day, truth.get(day)) for day in days],
+            title=f"{study.subject}: personalised forecast (colours) vs observed/true lesion (dashed cyan)"))
+        references = {row["reference"]: ([r["day"] for r in rows if r.get("reference") == row["reference"]],
+                                         [r["reference_ml"] for r in rows if r.get("reference") == row["reference"]])
+                      for row in rows if "reference" in row}
+        files.append(volume_curve_figure(
+            days, {"population forecast": [row["population_ml"] for row in rows],
+                   "personalised forecast": [row["fitted_ml"] for row in rows]}, out / VOLUME_FIGURE,
+            observed=references, bands={"personalised forecast": ([row["fitted_ml_range"][0] for row in rows],
+                                                                  [row["fitted_ml_range"][1] for row in rows])},
+            title=f"{study.subject}: whole-lesion volume"))
+        files.append(write_forecast_scene(out / SCENE_NAME, study.subject, scan, days, forecast.density,
+                                          forecast.labels, observed=observed, overwrite=overwrite))
 
-    scan = study.timepoints[-1].images.get("t1c") or study.timepoints[-1].reference_image
-    files.append(forecast_overlay_figure(
-        scan, days, forecast.density, forecast.labels, out / OVERLAY_FIGURE,
-        reference=[observed.get(day, truth.get(day)) for day in days],
-        title=f"{study.subject}: personalised forecast (colours) vs observed/true lesion (dashed cyan)"))
-    references = {row["reference"]: ([r["day"] for r in rows if r.get("reference") == row["reference"]],
-                                     [r["reference_ml"] for r in rows if r.get("reference") == row["reference"]])
-                  for row in rows if "reference" in row}
-    files.append(volume_curve_figure(
-        days, {"population forecast": [row["population_ml"] for row in rows],
-               "personalised forecast": [row["fitted_ml"] for row in rows]}, out / VOLUME_FIGURE,
-        observed=references, bands={"personalised forecast": ([row["fitted_ml_range"][0] for row in rows],
-                                                              [row["fitted_ml_range"][1] for row in rows])},
-        title=f"{study.subject}: whole-lesion volume"))
-    files.append(write_forecast_scene(out / SCENE_NAME, study.subject, scan, days, forecast.density,
-                                      forecast.labels, observed=observed, overwrite=overwrite))
-
-    report = {
-        "software": {"name": "hybridneuro", "version": __version__},
-        "job": "demo: population vs personalised Fisher–Kolmogorov forecast on the embedded sample case",
-        "study": {"folder": str(study_folder), "subject": study.subject,
-                  "observed_days": sorted(observed), "predict_days": list(study.predict_days)},
-        "settings": asdict(settings), "population_seed": seed.to_dict(),
-        "population_simulation": population.report(), "fit": fit.to_dict(), "days": rows,
-        "files": [str(path.relative_to(out)) for path in files] + [REPORT_NAME],
-        "wall_time_s": round(time.perf_counter() - started, 2),
-    }
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-    files.append(out / REPORT_NAME)
-    return DemoResult(out, files, rows, report)
+        report = {
+            "software": {"name": "hybridneuro", "version": __version__},
+            "job": "demo: population vs personalised Fisher–Kolmogorov forecast on the embedded sample case",
+            "study": {"folder": str(study_folder), "subject": study.subject,
+                      "observed_days": sorted(observed), "predict_days": list(study.predict_days)},
+            "settings": asdict(settings), "population_seed": seed.to_dict(),
+            "population_simulation": population.report(), "fit": fit.to_dict(), "days": rows,
+            "files": [str(path.relative_to(out)) for path in files] + [REPORT_NAME],
+            "wall_time_s": round(time.perf_counter() - started, 2),
+        }
+        (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        files.append(out / REPORT_NAME)
+    files = [final / path.relative_to(out) for path in files]
+    return DemoResult(final, files, rows, report)
 
 
 def _truth_labels(study_folder: Path, days) -> dict[float, sitk.Image]:

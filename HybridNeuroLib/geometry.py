@@ -75,6 +75,30 @@ class ImageGeometry:
             direction_lps=tuple(tuple(float(v) for v in row) for row in direction_lps),
         )
 
+    def to_dict(self) -> dict:
+        """JSON form (recorded in a fit's ``params.json``); :meth:`from_dict` reads it back."""
+        return {"size": list(self.size), "spacing_mm": list(self.spacing_mm),
+                "origin_lps_mm": list(self.origin_lps_mm), "direction_lps": [list(row) for row in self.direction_lps]}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> ImageGeometry:
+        """Inverse of :meth:`to_dict`; ``ValueError`` for a malformed record."""
+        try:
+            direction = np.asarray(record["direction_lps"], dtype=float).reshape(3, 3)
+            return cls(size=tuple(int(n) for n in record["size"]),
+                       spacing_mm=tuple(float(v) for v in record["spacing_mm"]),
+                       origin_lps_mm=tuple(float(v) for v in record["origin_lps_mm"]),
+                       direction_lps=tuple(tuple(float(v) for v in row) for row in direction))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not an image grid record: {error}") from None
+
+    def matches(self, other: ImageGeometry, tolerance_mm: float = 1e-3) -> bool:
+        """Same size, and spacing/origin within ``tolerance_mm``, direction within 1e-5."""
+        return (self.size == other.size
+                and np.allclose(self.spacing_mm, other.spacing_mm, rtol=0, atol=tolerance_mm)
+                and np.allclose(self.origin_lps_mm, other.origin_lps_mm, rtol=0, atol=tolerance_mm)
+                and np.allclose(self.direction_lps, other.direction_lps, rtol=0, atol=1e-5))
+
     # -- derived quantities -------------------------------------------------
     @property
     def shape_kji(self) -> tuple[int, int, int]:

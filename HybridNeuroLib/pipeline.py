@@ -20,28 +20,23 @@
 6. figures (``forecast_overlay.png``, ``lesion_volume.png``, ``scenarios/scenarios.png``), the
    Slicer scene ``scene.mrb`` and ``report.json``.
 
-Everything is written into a hidden staging folder beside ``out`` (``.<name>.partial-…``) that
-is renamed to ``out`` only when every step succeeded; on an error or Ctrl-C it is deleted, so a
-half-written folder is never presented as a result (a process killed outright leaves only the
-hidden staging folder). ``out`` must not exist, be empty, or — with ``overwrite`` — hold an
-earlier run (its ``report.json``), which is then replaced as a whole.
+Everything is written into a hidden staging folder beside ``out`` that is renamed to ``out`` only
+when every step succeeded (:func:`HybridNeuroLib.outputs.staged_output`): on an error, Ctrl-C or
+SIGTERM it is deleted, so a half-written folder is never presented as a result (a process killed
+outright leaves only the hidden staging folder). ``out`` must be new or empty, or — with
+``overwrite`` — an earlier output of this program, unchanged, which is then replaced as a whole.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import inspect
 import json
 import re
-import shutil
-import signal
-import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -52,7 +47,7 @@ from HybridNeuroLib.fit.study_fit import study_grid, study_labels, study_tissue
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid.base import MODEL_MODULES, RECORD_NAME, TENSORS_NAME, ForecastModel, load_model, make_model
 from HybridNeuroLib.metrics import dice
-from HybridNeuroLib.outputs import day_image_paths, probability_path, write_image
+from HybridNeuroLib.outputs import check_output_folder, day_image_paths, probability_path, staged_output, write_image
 from HybridNeuroLib.physics import TissueMaps, TreatmentPlan
 from HybridNeuroLib.progress import Progress
 from HybridNeuroLib.study import Study, read_study
@@ -63,6 +58,7 @@ REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME = ("report.json", "foreca
                                                           "scene.mrb")
 SCENARIOS_NAME, SCENARIO_FIGURE = "scenarios.json", "scenarios.png"
 SUMMARY_FORMAT = "hybridneuro-model-summary/1"
+MAX_HORIZON_DAYS = 1826  # 5 years after the last scan, without --allow-long-horizon
 SHIPPED_SEGMENTATION_NOTE = ("the default segmentation model was trained on synthetic data only; it is not a clinical "
                              "model — check its labels before trusting the forecast")
 
@@ -122,7 +118,7 @@ def fit_files(out: Path) -> list[Path]:
 def save_fit(model: ForecastModel, study: Study, study_folder: Path, out: Path) -> list[Path]:
     """Write the checkpoint, ``params.json`` (with the study it was fitted on) and the initial density."""
     record = {"folder": str(Path(study_folder).resolve()), "subject": study.subject,
-              "predict_days": list(study.predict_days)}
+              "predict_days": list(study.predict_days), "grid": study_grid(study).to_dict()}
     result = physics_result(model)
     if result is not None:
         result.extra["study"] = record  # kept in params.json and in the checkpoint's fit record
@@ -136,32 +132,113 @@ def save_fit(model: ForecastModel, study: Study, study_folder: Path, out: Path) 
     return files
 
 
-def load_fit(folder: Path, study_folder: Path | None = None) -> tuple[ForecastModel, Study, Path]:
-    """A saved fit (checkpoint, or a ``params.json``-only folder of older versions) and its study."""
+def load_fit(folder: Path, study_folder: Path | None = None, *, force: bool = False
+             ) -> tuple[ForecastModel, Study, Path]:
+    """A saved fit (checkpoint, or a ``params.json``-only folder of older versions) and its study.
+
+    ``study_folder`` (``--study``) replaces the study recorded in the fit; it is refused when its
+    subject or its first timepoint's grid differ from the fitted study's, unless ``force``.
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"fit folder {folder} does not exist; give a folder written by `hybridneuro fit` "
+                                "(or the model/ folder of a `hybridneuro run` output)")
     params = folder / PARAMS_NAME
-    record = json.loads(params.read_text(encoding="utf-8")) if params.is_file() else {}
     if not (folder / RECORD_NAME).is_file() and not params.is_file():
         raise FileNotFoundError(f"fit folder {folder}: no {RECORD_NAME} or {PARAMS_NAME}; run `hybridneuro fit` first")
-    recorded = record.get("study", {})
-    study_folder = study_folder or (Path(recorded["folder"]) if "folder" in recorded else None)
-    if study_folder is None:
-        raise ValueError(f"fit folder {folder}: no study recorded; pass --study STUDY")
-    study = read_study(study_folder)
+    record = _read_json_record(params) if params.is_file() else {}
+    recorded = record.get("study") if isinstance(record.get("study"), dict) else {}
+    chosen = study_folder or (Path(recorded["folder"]) if isinstance(recorded.get("folder"), str) else None)
+    if chosen is None:
+        raise ValueError(f"fit folder {folder}: {PARAMS_NAME} records no study; pass --study STUDY")
+    if study_folder is None and not Path(chosen).is_dir():
+        raise FileNotFoundError(f"fit folder {folder}: the study it was fitted on, {chosen}, no longer exists; "
+                                "pass --study STUDY (the same patient, moved)")
+    study = read_study(chosen)
+    if study_folder is not None and not force:
+        _check_same_patient(study, Path(chosen), recorded, folder)
     if (folder / RECORD_NAME).is_file():
-        return load_model(folder), study, Path(study_folder)
+        return load_model(folder), study, Path(chosen)
     result = FitResult.load(folder)  # written before checkpoints existed: the tissue comes from the study
     model = make_model("physics", settings=result.settings)
     model.result, model.tissue = result, study_tissue(study)
-    return model, study, Path(study_folder)
+    return model, study, Path(chosen)
 
 
-def forecast_days(study: Study, study_folder: Path, days: Sequence[float] | None) -> list[float]:
-    """``days`` (sorted, unique), or the study's ``predict_days`` when none are given."""
-    chosen = sorted(set(days if days else study.predict_days))
+def _read_json_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); re-run `hybridneuro fit` to rewrite it") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: must hold a JSON object, got {type(record).__name__}; re-run `hybridneuro fit`")
+    return record
+
+
+def _check_same_patient(study: Study, study_folder: Path, recorded: dict, fit_folder: Path) -> None:
+    """Refuse to forecast a fit onto another patient's study or grid (``--force`` to insist)."""
+    problems = []
+    if isinstance(recorded.get("subject"), str) and recorded["subject"] != study.subject:
+        problems.append(f"its subject is {study.subject!r}, the fit's is {recorded['subject']!r}")
+    grid = study_grid(study)
+    try:
+        fitted = ImageGeometry.from_dict(recorded["grid"]) if "grid" in recorded else None
+    except ValueError:
+        fitted = None
+    if fitted is not None and not grid.matches(fitted):
+        problems.append(f"its first timepoint's grid (size {list(grid.size)}, spacing {list(grid.spacing_mm)} mm) "
+                        f"differs from the fitted study's (size {list(fitted.size)}, spacing "
+                        f"{list(fitted.spacing_mm)} mm)")
+    if problems:
+        raise ValueError(f"--study {study_folder} is not the study fit folder {fit_folder} was fitted on: "
+                         f"{'; '.join(problems)}; forecasting it would place one patient's tumour on another's "
+                         "scans — pass the fitted study, or --force if you are sure")
+def check_model_folder(folder: str | Path) -> Path:
+    """A segmentation model folder given by the user, checked to exist before any work."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"--segmentation-model {folder}: no such folder; give a model folder written by "
+                                "`hybridneuro train-seg` (with model.json and model.pt)")
+    return path
+
+
+def forecast_days(study: Study, study_folder: Path, days: Sequence[float] | None, *,
+                  allow_long_horizon: bool = False) -> list[float]:
+    """``days`` (sorted, unique), or the study's ``predict_days`` when none are given, checked.
+
+    Days must be finite, not before the first timepoint, and — unless ``allow_long_horizon`` — at
+    most :data:`MAX_HORIZON_DAYS` after the last one (a forecast's cost grows with its horizon,
+    and no growth model here is validated that far ahead).
+    """
+    chosen = sorted({float(d) for d in (days if days else study.predict_days)})
     if not chosen:
-        raise ValueError(f"study {study_folder}: no predict_days; pass --days D …")
+        raise ValueError(f"study {study_folder}: no predict_days in study.json; pass --days D …")
+    bad = next((d for d in chosen if not np.isfinite(d)), None)
+    if bad is not None:
+        raise ValueError(f"--days: {bad} is not a number of days; give finite study days, e.g. --days 180 240")
+    first, last = study.timepoints[0].day, study.timepoints[-1].day
+    if chosen[0] < first:
+        raise ValueError(f"--days: day {chosen[0]:g} lies before the study's first timepoint (day {first:g}); "
+                         "forecasts go forward only")
+    if chosen[-1] > last + MAX_HORIZON_DAYS and not allow_long_horizon:
+        raise ValueError(f"--days: day {chosen[-1]:g} is {chosen[-1] - last:g} days after the last scan (day {last:g});"
+                         f" forecasts are limited to {MAX_HORIZON_DAYS} days (5 years) ahead, beyond which no model "
+                         "here is validated; pass --allow-long-horizon to run it anyway")
     return chosen
+
+
+def warn_unaligned_grids(study: Study, log: Callable[[str], None]) -> list[str]:
+    """Warn (and return the warnings) when a timepoint's grid differs from the first's and no transform aligns it."""
+    from HybridNeuroLib.study.validate import same_grid
+
+    first = study.timepoints[0]
+    messages = [f"timepoint {tp.id} lies on another image grid than {first.id} and the study has no "
+                f"transforms/{tp.id}.tfm: its lesion is resampled in world coordinates, assuming the scans are "
+                "already registered" for tp in study.timepoints[1:]
+                if tp.id not in study.transforms and not same_grid(tp.reference_image, first.reference_image)]
+    for message in messages:
+        log(f"warning: {message}")
+    return messages
 
 
 # -- forecasts ---------------------------------------------------------------------------
@@ -334,6 +411,7 @@ class PipelineSettings:
     scenarios: bool = True
     scenario_options: ScenarioOptions | None = None  # None: the standard scenarios
     segmentation_model: str | None = None           # a `train-seg` model folder; None: the shipped default
+    allow_long_horizon: bool = False                 # forecast days beyond MAX_HORIZON_DAYS after the last scan
 
     def to_dict(self) -> dict:
         return {"model": self.model, "fit": self.fit.to_dict(), "days": list(self.days) if self.days else None,
@@ -346,50 +424,6 @@ class PipelineResult:
     out: Path
     report: dict
     files: list[Path] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """A staging folder that becomes ``out`` when the block succeeds and vanishes when it fails."""
-    out = Path(out).resolve()
-    if out.exists():
-        if not out.is_dir():
-            raise FileExistsError(f"{out} exists and is not a folder; choose another output folder")
-        if any(out.iterdir()) and not (overwrite and (out / REPORT_NAME).is_file()):
-            raise FileExistsError(f"{out} exists and is not empty; choose a new output folder"
-                                  + ("" if overwrite else " or replace an earlier run's folder with --overwrite")
-                                  + (" (--overwrite replaces only a folder holding an earlier run's report.json)"
-                                     if overwrite else ""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():  # empty, or an earlier run being replaced (checked above)
-        old = out.with_name(f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}")
-        out.rename(old)
-        shutil.rmtree(old, ignore_errors=True)
-    staging.rename(out)
-
-
-@contextlib.contextmanager
-def sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM (a cancel from :class:`HybridNeuroLib.jobs.CliJob`) into ``SystemExit`` so that the
-    staging folder is cleaned up; for command-line entry points (the main thread) only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_json(record: dict, path: Path) -> Path:
@@ -455,15 +489,17 @@ def derive_tissue(study: Study, out: Path, log: Callable[[str], None]) -> tuple[
 def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSettings(), *, overwrite: bool = False,
                  progress: bool = True, log: Callable[[str], None] = lambda message: None) -> PipelineResult:
     """Run every step on ``study_folder`` into the new folder ``out`` (see the module docstring)."""
-    from HybridNeuroLib.outputs import prepare_output_folder
     from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
     from HybridNeuroLib.report.scene import write_forecast_scene
     from HybridNeuroLib.report.summary import build_report
 
     started = time.perf_counter()
-    study_folder, out = Path(study_folder).resolve(), Path(out).resolve()
-    prepare_output_folder(out, [], inputs=[study_folder], create=False)  # never inside the study
+    study_folder = Path(study_folder).resolve()
+    # every input, then the output folder, checked before any work
     check_model_name(settings.model)
+    if settings.segmentation_model:
+        check_model_folder(settings.segmentation_model)
+    out = check_output_folder(out, inputs=[study_folder, settings.segmentation_model], overwrite=overwrite)
     timings: dict[str, float] = {}
     clock = [started]
     steps = Progress("run", total=8, enabled=False, unit="step")  # machine lines only: each step draws its own bar
@@ -474,18 +510,15 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
         steps.advance()
 
     study = read_study(study_folder)
-    days = tuple(sorted({float(d) for d in (settings.days or study.predict_days)}))
-    if not days:
-        raise ValueError(f"study {study_folder}: no predict_days in study.json; pass --days D …")
-    first_day = study.timepoints[0].day
-    if days[0] < first_day:
-        raise ValueError(f"day {days[0]:g} lies before the study's first timepoint (day {first_day:g}); "
-                         "forecasts go forward only")
+    grid_warnings = warn_unaligned_grids(study, log)
+    days = tuple(forecast_days(study, study_folder, settings.days, allow_long_horizon=settings.allow_long_horizon))
     original = study
     step("read")
-    with staged_folder(out, overwrite=overwrite) as staging:
+    with staged_output(out, inputs=[study_folder, settings.segmentation_model], overwrite=overwrite,
+                       command="run") as staging:
         study, warnings = segment_missing(study, staging / SEGMENTATION_FOLDER, settings.segmentation_model,
                                            progress=progress, log=log)
+        warnings = grid_warnings + warnings
         step("segment")
         study, tissue_warnings = derive_tissue(study, staging / TISSUE_FOLDER, log)
         warnings += tissue_warnings

@@ -128,8 +128,9 @@ def test_cli_cohort_and_overwrite_rule(tmp_path, capsys):
     args = ["synth", "--out", str(out), "--n", "2", "--seed", "3", "--days", "0", "30", "60",
             "--predict-days", "90", "--voxel-mm", "4"]
     assert main(args) == 0
-    subjects = sorted(p.name for p in out.iterdir())
+    subjects = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert subjects == ["subject-000", "subject-001"]
+    assert sorted(p.name for p in out.iterdir() if not p.is_dir()) == [".hybridneuro-outputs.json"]
     assert [read_study(out / s / "study").days_observed for s in subjects] == [(0.0, 30.0, 60.0)] * 2
     p0, p1 = (json.loads((out / s / "truth" / "parameters.json").read_text())["parameters"] for s in subjects)
     assert p0 != p1

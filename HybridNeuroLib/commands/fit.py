@@ -12,22 +12,21 @@ checkpoint (``model.json`` + ``tensors.pt``, read back by ``predict``/``treat`` 
 RAS mm, thresholds, loss history, settings, software version; other models: their summary; both
 with the study folder) and ``initial_density.nii.gz`` (the fitted state at the first timepoint,
 on its grid). The fit options (``--voxel-mm`` … ``--seed``) apply to models fitted with
-:class:`~HybridNeuroLib.fit.FitSettings`. Nothing is written into the study folder; existing
-outputs are kept unless ``--overwrite``. Python: ``HybridNeuroLib.pipeline.fit_model``.
+:class:`~HybridNeuroLib.fit.FitSettings`. Nothing is written into the study folder; OUT must be
+new or empty (``--overwrite``: an earlier HybridNeuro output, replaced as a whole) and appears
+only when the fit succeeded (:mod:`HybridNeuroLib.outputs`). Python: ``HybridNeuroLib.pipeline.fit_model``.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 from HybridNeuroLib.fit import FitSettings
-from HybridNeuroLib.outputs import prepare_output_folder
-from HybridNeuroLib.pipeline import (SEGMENTATION_FOLDER, TISSUE_FOLDER, available_models, check_model_name,
-                                     derive_tissue, fit_files, fit_model, model_options, physics_result, save_fit,
-                                     segment_missing)
+from HybridNeuroLib.outputs import staged_output
+from HybridNeuroLib.pipeline import (SEGMENTATION_FOLDER, TISSUE_FOLDER, available_models, check_model_folder,
+                                     check_model_name, derive_tissue, fit_model, model_options, physics_result,
+                                     save_fit, segment_missing, warn_unaligned_grids)
 from HybridNeuroLib.study import read_study
 
 
@@ -65,38 +64,37 @@ def register(subparsers) -> None:
                                    description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("study", type=Path, help="study folder (hybridneuro-study/1) with seg and tissue")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder (new or empty; never inside or around the study)")
     parser.add_argument("--timepoints", nargs="+", metavar="ID", help="timepoint ids to fit (default: all)")
     add_fit_options(parser)
     parser.add_argument("--segmentation-model", metavar="DIR",
                         help="model folder for timepoints without seg (default: the shipped synthetic-data model)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier HybridNeuro output folder (only if it holds nothing else)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     name = check_model_name(args.model)
     study_folder = args.study.resolve()
-    out = prepare_output_folder(args.out, fit_files(args.out), inputs=[study_folder], overwrite=args.overwrite,
-                                create=False)
-    study = read_study(study_folder)
+    inputs = [study_folder, check_model_folder(args.segmentation_model) if args.segmentation_model else None]
     settings = fit_settings(args)
-    if not model_options(name, settings):
-        print(f"note: model {name!r} is not fitted with FitSettings; --voxel-mm, --starts, … are ignored")
-    with tempfile.TemporaryDirectory(prefix="hybridneuro-fit-") as scratch:
-        # derived inputs are written to scratch and move into OUT only once the fit succeeded
-        study, derived = segment_missing(study, Path(scratch) / SEGMENTATION_FOLDER, args.segmentation_model,
+    with staged_output(args.out, inputs=inputs, overwrite=args.overwrite, command="fit") as staging:
+        study = read_study(study_folder)
+        warn_unaligned_grids(study, print)
+        if not model_options(name, settings):
+            print(f"note: model {name!r} is not fitted with FitSettings; --voxel-mm, --starts, … are ignored")
+        study, derived = segment_missing(study, staging / SEGMENTATION_FOLDER, args.segmentation_model,
                                          progress=True, log=print)
-        study, tissue_warnings = derive_tissue(study, Path(scratch) / TISSUE_FOLDER, print)
+        study, tissue_warnings = derive_tissue(study, staging / TISSUE_FOLDER, print)
         model = fit_model(study, name, settings, timepoint_ids=args.timepoints, log=print)
         result = physics_result(model)
         for message in [*derived, *tissue_warnings,
                         *(result.warnings if result is not None else getattr(model, "warnings", ()))]:
             print(f"warning: {message}")
-        save_fit(model, study, study_folder, out)
-        for folder in (SEGMENTATION_FOLDER, TISSUE_FOLDER):
-            if (Path(scratch) / folder).is_dir():
-                shutil.copytree(Path(scratch) / folder, out / folder, dirs_exist_ok=args.overwrite)
+        save_fit(model, study, study_folder, staging)
+    out = args.out.resolve()
     if result is not None:
         intervals = result.intervals()
         print(result.messages[0])

@@ -13,7 +13,8 @@ intervals, volumes per day with ranges, model, settings, inputs, warnings, softw
 ``model/`` (the fit: ``predict``/``treat`` read it), ``scenarios/``, ``forecast_overlay.png``,
 ``lesion_volume.png``, ``scenarios/scenarios.png`` and ``scene.mrb`` (open it in 3D Slicer).
 OUT appears only when everything succeeded (written into a hidden staging folder beside it,
-renamed at the end). Python: ``HybridNeuroLib.pipeline.run_pipeline``.
+renamed at the end); it must be new or empty, or with ``--overwrite`` an earlier HybridNeuro output
+holding nothing else (:mod:`HybridNeuroLib.outputs`). Python: ``HybridNeuroLib.pipeline.run_pipeline``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from HybridNeuroLib.commands.fit import add_fit_options, fit_settings
 from HybridNeuroLib.commands.treat import add_scenario_options, scenario_options
-from HybridNeuroLib.pipeline import PipelineSettings, run_pipeline, sigterm_as_exit
+from HybridNeuroLib.outputs import check_output_folder
+from HybridNeuroLib.pipeline import PipelineSettings, run_pipeline
 
 
 def register(subparsers) -> None:
@@ -34,16 +36,20 @@ def register(subparsers) -> None:
     parser.add_argument("study", type=Path, nargs="?", help="study folder (hybridneuro-study/1)")
     parser.add_argument("--sample", action="store_true",
                         help="use the embedded sample case (a synthetic patient; generated once, then cached)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (new, outside the study)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder (new or empty; never inside or around the study)")
     parser.add_argument("--days", type=float, nargs="+", metavar="D",
                         help="study days to forecast (default: the study's predict_days)")
+    parser.add_argument("--allow-long-horizon", action="store_true",
+                        help="allow days more than 5 years after the last scan")
     add_fit_options(parser)
     parser.add_argument("--segmentation-model", metavar="DIR",
                         help="model folder from `hybridneuro train-seg` for timepoints without seg "
                              "(default: the shipped synthetic-data model)")
     parser.add_argument("--no-scenarios", action="store_true", help="skip the treatment scenarios")
     add_scenario_options(parser)
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run's output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier HybridNeuro output folder (only if it holds nothing else)")
     parser.set_defaults(func=run)
 
 
@@ -62,9 +68,10 @@ def study_folder(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     settings = PipelineSettings(model=args.model, fit=fit_settings(args),
                                 days=tuple(args.days) if args.days else None, scenarios=not args.no_scenarios,
-                                scenario_options=scenario_options(args), segmentation_model=args.segmentation_model)
-    with sigterm_as_exit():  # a cancelled job deletes its staging folder
-        result = run_pipeline(study_folder(args), args.out, settings, overwrite=args.overwrite, log=print)
+                                scenario_options=scenario_options(args), segmentation_model=args.segmentation_model,
+                                allow_long_horizon=args.allow_long_horizon)
+    check_output_folder(args.out, inputs=[args.study], overwrite=args.overwrite)  # before the sample case is made
+    result = run_pipeline(study_folder(args), args.out, settings, overwrite=args.overwrite, log=print)
     report = result.report
     for message in report["warnings"]:
         print(f"warning: {message}")

@@ -6,8 +6,11 @@
 
 DATA is a folder holding study folders (any depth; every timepoint with a ``seg`` image is a
 case) or BraTS case folders (``BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n.nii.gz`` … ``-seg``,
-or the BraTS 2021 names; see ``HybridNeuroLib.segment.brats``), or both. OUT becomes a model folder (``model.pt`` + ``model.json``, the best validation epoch) with
-``checkpoint.pt`` for ``--resume``. See ``HybridNeuroLib.segment.training``.
+or the BraTS 2021 names; see ``HybridNeuroLib.segment.brats``), or both. OUT becomes a model
+folder (``model.pt`` + ``model.json``, the best validation epoch) with ``checkpoint.pt`` for
+``--resume``. Unlike the other commands it is written in place, epoch by epoch, each file replaced
+atomically, so that an interrupted training can be resumed; OUT must be new or empty (or, with
+``--resume``, a folder holding ``checkpoint.pt``) and apart from DATA. See ``HybridNeuroLib.segment.training``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from HybridNeuroLib.device import pick_device
+    from HybridNeuroLib.outputs import check_apart_from_inputs, check_output_folder
     from HybridNeuroLib.segment.training import TrainConfig, collect_cases, train_segmentation
+
+    # before any work: never inside or around the data; a new model folder unless resuming one
+    check_apart_from_inputs(args.out, [args.data]) if args.resume else check_output_folder(args.out, inputs=[args.data])
 
     for name in ("epochs", "steps_per_epoch", "batch_size", "roi"):
         if getattr(args, name) < 1:

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
+from HybridNeuroLib.commands.predict import add_fit_input_options
+from HybridNeuroLib.outputs import staged_output
 from HybridNeuroLib.pipeline import (SCENARIO_FIGURE, SCENARIOS_NAME, ScenarioOptions, forecast_days, load_fit,
                                      run_scenarios)
 
@@ -53,8 +56,7 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions | None:
     if not (rt or chemo or args.resection_day is not None):
         return None
     defaults = ScenarioOptions()
-    if args.rt_fractions is not None and args.rt_fractions < 1:
-        raise ValueError(f"--rt-fractions must be at least 1, got {args.rt_fractions}")
+    _check_treatment_values(args)
     return ScenarioOptions(
         resection_day=args.resection_day, resection_fraction=args.resection_fraction, rt=rt,
         rt_start_day=args.rt_start_day,
@@ -66,32 +68,44 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions | None:
         else args.chemo_kill_rate_per_day)
 
 
+def _check_treatment_values(args: argparse.Namespace) -> None:
+    """Each treatment option finite and in its range, named when it is not."""
+    for key in ("resection_day", "rt_start_day", "chemo_start_day", "chemo_end_day"):
+        value = getattr(args, key)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"--{key.replace('_', '-')} must be a study day (a finite number), got {value}")
+    if not 0.0 < args.resection_fraction <= 1.0:
+        raise ValueError(f"--resection-fraction is the fraction of cells removed, in (0, 1]; got {args.resection_fraction}")
+    if args.rt_fractions is not None and not 1 <= args.rt_fractions <= 100:
+        raise ValueError(f"--rt-fractions must lie in 1–100, got {args.rt_fractions}")
+    dose = args.rt_dose_per_fraction_gy
+    if dose is not None and not (math.isfinite(dose) and 0.0 < dose <= 30.0):
+        raise ValueError(f"--rt-dose-per-fraction-gy must lie in (0, 30] Gy, got {dose}")
+    rate = args.chemo_kill_rate_per_day
+    if rate is not None and not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
+        raise ValueError(f"--chemo-kill-rate-per-day must lie in [0, 1] per day, got {rate}")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("treat", help="compare treatment scenarios on a fitted patient",
                                    description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("fit", type=Path, help="fit folder written by `hybridneuro fit`")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created; must be new or empty)")
-    parser.add_argument("--days", type=float, nargs="+", metavar="D",
-                        help="study days of the label images (default: the study's predict_days)")
-    parser.add_argument("--study", type=Path, help="study folder (default: the one recorded in the fit)")
+    add_fit_input_options(parser)
     add_scenario_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from HybridNeuroLib.outputs import prepare_output_folder
-    from HybridNeuroLib.pipeline import sigterm_as_exit, staged_folder
-
-    model, study, study_folder = load_fit(args.fit, args.study)
-    days = forecast_days(study, study_folder, args.days)
+    model, study, study_folder = load_fit(args.fit, args.study, force=args.force)
+    days = forecast_days(study, study_folder, args.days, allow_long_horizon=args.allow_long_horizon)
     options = scenario_options(args)
-    out = prepare_output_folder(args.out, [], inputs=[study_folder], create=False)
-    with sigterm_as_exit(), staged_folder(out) as staging:
+    with staged_output(args.out, inputs=[args.fit, study_folder], overwrite=args.overwrite,
+                       command="treat") as staging:
         record, _, _ = run_scenarios(model, study, staging, days, options)
         record |= {"command": "treat", "forecast_model": model.name, "fit": str(Path(args.fit).resolve()),
                    "study": str(Path(study_folder).resolve())}
         (staging / SCENARIOS_NAME).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+    out = args.out.resolve()
     for scenario in record["scenarios"]:
         last = scenario["outcomes"][-1]
         print(f"{scenario['name']}: day {last['day']:g}: whole lesion {last['whole_ml']:.2f} mL, "

@@ -6,17 +6,15 @@
 
 Per timepoint: ``seg_<id>.nii.gz`` (BraTS labels on the timepoint's grid) and one binary mask
 per label, ``seg_<id>_<key>.nii.gz`` (keys from :data:`HybridNeuroLib.labels.BRATS_LABELS`).
-The output folder must lie outside the study folder. All timepoints are segmented in memory
-first; files are written only when every one succeeded, into a temporary folder that is then
-renamed into place, so a failed run leaves no partial result behind.
+The output folder must be new or empty (``overwrite``: an earlier HybridNeuro output) and lie
+outside the study and the model folder. All timepoints are segmented in memory first; files are
+written into a staging folder renamed into place only when every one succeeded
+(:func:`HybridNeuroLib.outputs.staged_output`), so a failed run leaves no partial result behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib.labels import BRATS_LABELS
-from HybridNeuroLib.outputs import prepare_output_folder, write_image
+from HybridNeuroLib.outputs import check_output_folder, staged_output, write_image
 from HybridNeuroLib.segment.inference import segment_timepoint
 from HybridNeuroLib.segment.model import SegmentationModel
 
@@ -55,40 +53,30 @@ def _naming(timepoint_id: str):
 
 
 def segment_study(study_folder: str | Path, out: str | Path, model: SegmentationModel, *,
-                  force_cpu: bool = False, tta: bool = False, overwrite: bool = False,
-                  on_timepoint: Callable[[int, int], None] | None = None) -> list[Path]:
-    """Segment each timepoint of the study at ``study_folder`` into ``out``; returns the written files."""
+                  model_folder: str | Path | None = None, force_cpu: bool = False, tta: bool = False,
+                  overwrite: bool = False, on_timepoint: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Segment each timepoint of the study at ``study_folder`` into ``out``; returns the written files.
+
+    ``model_folder``: where ``model`` was read from (a bundle or ``train-seg`` folder), an input
+    the output may not share a folder with.
+    """
     from HybridNeuroLib.study import read_study
 
-    study_folder, out = Path(study_folder), Path(out)
+    inputs = [study_folder, model_folder]
+    out = check_output_folder(out, inputs=inputs, overwrite=overwrite)
     study = read_study(study_folder)
-    plans = {tp.id: planned_files(out, tp.id) for tp in study.timepoints}
-    prepare_output_folder(out, [p for paths in plans.values() for p in paths], inputs=[study_folder],
-                          overwrite=overwrite, create=False)
     for tp in study.timepoints:
         with _naming(tp.id):
             model.check_contrasts(tp.images.keys())  # all timepoints usable before any work
-    results = {}
-    for index, tp in enumerate(study.timepoints):
-        with _naming(tp.id):
-            results[tp.id] = segment_timepoint(tp.images, model, force_cpu=force_cpu, tta=tta)
-        if on_timepoint is not None:
-            on_timepoint(index + 1, len(study.timepoints))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
-    try:
-        for tp_id, labels in results.items():
-            for image, path in zip([labels, *label_masks(labels)], plans[tp_id]):
-                write_image(image, staging / path.name)
-        out.mkdir(exist_ok=True)
-        written = []
-        for paths in plans.values():
-            for path in paths:
-                (staging / path.name).replace(path)
-                written.append(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return written
+    with staged_output(out, inputs=inputs, overwrite=overwrite, command="segment") as staging:
+        for index, tp in enumerate(study.timepoints):
+            with _naming(tp.id):
+                labels = segment_timepoint(tp.images, model, force_cpu=force_cpu, tta=tta)
+            for image, path in zip([labels, *label_masks(labels)], planned_files(staging, tp.id)):
+                write_image(image, path)
+            if on_timepoint is not None:
+                on_timepoint(index + 1, len(study.timepoints))
+    return [path for tp in study.timepoints for path in planned_files(out, tp.id)]
 
 
 def lesion_volumes_ml(labels: sitk.Image) -> dict[str, float]:
