@@ -4,7 +4,11 @@
     >>> [(label.value, label.name) for label in BRATS_LABELS]
     [(1, 'necrotic core'), (2, 'edema'), (3, 'enhancing tumor')]
 
-Whole tumor = labels > 0; tumor core = labels 1 or 3.
+Whole tumor = labels > 0; tumor core = labels 1 or 3. Each label also carries its SNOMED CT
+code (the segment's standard terminology in Slicer and DICOM SEG):
+
+    >>> [(label.snomed.value, label.snomed.meaning) for label in BRATS_LABELS]
+    [('6574001', 'Necrosis'), ('79654002', 'Edema'), ('108369006', 'Neoplasm')]
 
 The imaging model that turns a tumor-cell density into these labels (visibility
 thresholds) is here too, as the one definition shared by the engine and the Slicer module:
@@ -21,19 +25,35 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Code:
+    """One concept of a coding scheme, as DICOM writes it: scheme designator, code value, code meaning."""
+
+    value: str
+    meaning: str
+    scheme: str = "SCT"  # SNOMED CT
+
+
+# SNOMED CT concepts (morphologic abnormalities) for the lesion regions. SNOMED CT has no concept
+# for "contrast-enhancing" tumor: that region is coded as Neoplasm, its name says "enhancing".
+MORPHOLOGICALLY_ALTERED_STRUCTURE = Code("49755003", "Morphologically Altered Structure")
+BRAIN = Code("12738006", "Brain")
+
+
+@dataclass(frozen=True)
 class Label:
-    """One lesion label: integer value in label images, display name, RGB colour in [0, 1]."""
+    """One lesion label: integer value in label images, display name, RGB colour in [0, 1], SNOMED CT type."""
 
     value: int
     name: str
     color_rgb: tuple[float, float, float]
     key: str  # short machine name, e.g. for file names ("netc")
+    snomed: Code  # what the region is (segmented property type); category: morphologically altered structure
 
 
 BRATS_LABELS: tuple[Label, ...] = (
-    Label(1, "necrotic core", (0.80, 0.20, 0.20), "netc"),
-    Label(2, "edema", (0.30, 0.75, 0.35), "snfh"),
-    Label(3, "enhancing tumor", (0.95, 0.85, 0.25), "et"),
+    Label(1, "necrotic core", (0.80, 0.20, 0.20), "netc", Code("6574001", "Necrosis")),
+    Label(2, "edema", (0.30, 0.75, 0.35), "snfh", Code("79654002", "Edema")),
+    Label(3, "enhancing tumor", (0.95, 0.85, 0.25), "et", Code("108369006", "Neoplasm")),
 )
 
 

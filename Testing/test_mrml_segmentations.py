@@ -112,3 +112,30 @@ def test_input_reference_volume_is_not_modified(mrml, oblique_image):
     segmentation_to_labels(node, reference)
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(reference), before[0])
     assert reference.GetImageData().GetMTime() == before[1]
+
+
+def test_every_segment_carries_its_snomed_terminology_through_a_saved_file(mrml, oblique_image, tmp_path):
+    from HybridNeuroLib.mrml.segmentations import segment_terminology
+
+    reference = image_to_volume(oblique_image, mrml.scene, "T1c")
+    only_edema = np.where(brats_like_labels() > 0, 2, 0).astype(np.uint8)  # two of the segments stay empty
+    node = labels_to_segmentation(only_edema, mrml.scene, "tumor", reference=reference)
+    path = str(tmp_path / "tumor.seg.nrrd")
+    writer = slicer.vtkMRMLSegmentationStorageNode()
+    writer.SetFileName(path)
+    assert writer.WriteData(node)
+    loaded = mrml.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "loaded")
+    reader = slicer.vtkMRMLSegmentationStorageNode()
+    reader.SetFileName(path)
+    assert reader.ReadData(loaded)
+    for copy in (node, loaded):
+        segmentation = copy.GetSegmentation()
+        for label in BRATS_LABELS:
+            segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(label.name))
+            # context ~ category ~ type ~ type modifier ~ anatomic context ~ region ~ region modifier
+            parts = segment_terminology(segment).split("~")
+            assert len(parts) == 7, parts
+            assert parts[1] == "SCT^49755003^Morphologically Altered Structure"
+            assert parts[2] == f"SCT^{label.snomed.value}^{label.snomed.meaning}"
+            assert parts[5] == "SCT^12738006^Brain"
+    assert len({label.snomed.value for label in BRATS_LABELS}) == len(BRATS_LABELS)  # one concept per region

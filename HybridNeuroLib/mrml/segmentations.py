@@ -16,6 +16,12 @@ Segments follow a label table (default: BraTS, :data:`HybridNeuroLib.labels.BRAT
 one segment per label, always present (empty when the label is absent) so that every
 segmentation of a series has the same segments. Going back, segments are matched by
 name, so a user may edit them in the Segment Editor before fitting.
+
+Every segment carries its standard terminology (SNOMED CT, in Slicer's terminology-entry
+format, the tag DICOM SEG export and the Segment Editor read):
+
+    >>> segment_terminology(segmentation.GetSegmentation().GetNthSegment(1)).split("~")[1:3]
+    ['SCT^49755003^Morphologically Altered Structure', 'SCT^79654002^Edema']
 """
 
 from __future__ import annotations
@@ -29,8 +35,31 @@ import vtk
 import vtk.util.numpy_support
 
 from HybridNeuroLib.geometry import ImageGeometry
-from HybridNeuroLib.labels import BRATS_LABELS, Label
+from HybridNeuroLib.labels import BRAIN, BRATS_LABELS, MORPHOLOGICALLY_ALTERED_STRUCTURE, Code, Label
 from HybridNeuroLib.mrml.volumes import BridgeError, _describe, volume_geometry
+
+
+# Slicer's default terminology contexts; a code absent from them is still stored and exported
+CATEGORY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
+ANATOMY_CONTEXT = "Anatomic codes - DICOM master list"
+
+
+def terminology_entry(label: Label) -> str:
+    """The label's terminology in Slicer's serialised form (``context~category~type~modifier~…``).
+
+    Category: morphologically altered structure; type: the label's SNOMED CT code; region: brain.
+    """
+    def coded(code: Code | None) -> str:
+        return "^^" if code is None else f"{code.scheme}^{code.value}^{code.meaning}"
+
+    return "~".join([CATEGORY_CONTEXT, coded(MORPHOLOGICALLY_ALTERED_STRUCTURE), coded(label.snomed), coded(None),
+                     ANATOMY_CONTEXT, coded(BRAIN), coded(None)])
+
+
+def segment_terminology(segment: "slicer.vtkSegment") -> str:
+    """The segment's terminology entry tag ("" if it has none)."""
+    value = vtk.reference("")
+    return str(value) if segment.GetTag(segment.GetTerminologyEntryTagName(), value) else ""
 
 
 def _oriented_image(array_kji: np.ndarray, geometry: ImageGeometry) -> "slicer.vtkOrientedImageData":
@@ -86,6 +115,7 @@ def labels_to_segmentation(labels, scene: "slicer.vtkMRMLScene", name: str, *,
         segment = segmentation.GetSegment(segment_id)
         segment.SetName(label.name)
         segment.SetColor(*label.color_rgb)
+        segment.SetTag(segment.GetTerminologyEntryTagName(), terminology_entry(label))
         segmentation.SetSegmentIndex(segment_id, index)
     return node
 
