@@ -42,8 +42,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from HybridNeuroLib.fit import FitResult, FitSettings, Forecast
-from HybridNeuroLib.fit.result import PARAMS_NAME
-from HybridNeuroLib.fit.study_fit import study_grid, study_labels, study_tissue
+from HybridNeuroLib.fit.result import PARAMS_NAME, read_params
+from HybridNeuroLib.fit.study_fit import grid_warnings, study_grid, study_labels, study_tissue
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid.base import MODEL_MODULES, RECORD_NAME, TENSORS_NAME, ForecastModel, load_model, make_model
 from HybridNeuroLib.metrics import dice
@@ -146,7 +146,7 @@ def load_fit(folder: Path, study_folder: Path | None = None, *, force: bool = Fa
     params = folder / PARAMS_NAME
     if not (folder / RECORD_NAME).is_file() and not params.is_file():
         raise FileNotFoundError(f"fit folder {folder}: no {RECORD_NAME} or {PARAMS_NAME}; run `hybridneuro fit` first")
-    record = _read_json_record(params) if params.is_file() else {}
+    record = read_params(folder) if params.is_file() else {}
     recorded = record.get("study") if isinstance(record.get("study"), dict) else {}
     chosen = study_folder or (Path(recorded["folder"]) if isinstance(recorded.get("folder"), str) else None)
     if chosen is None:
@@ -163,16 +163,6 @@ def load_fit(folder: Path, study_folder: Path | None = None, *, force: bool = Fa
     model = make_model("physics", settings=result.settings)
     model.result, model.tissue = result, study_tissue(study)
     return model, study, Path(chosen)
-
-
-def _read_json_record(path: Path) -> dict:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); re-run `hybridneuro fit` to rewrite it") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: must hold a JSON object, got {type(record).__name__}; re-run `hybridneuro fit`")
-    return record
 
 
 def _check_same_patient(study: Study, study_folder: Path, recorded: dict, fit_folder: Path) -> None:
@@ -225,20 +215,6 @@ def forecast_days(study: Study, study_folder: Path, days: Sequence[float] | None
                          f" forecasts are limited to {MAX_HORIZON_DAYS} days (5 years) ahead, beyond which no model "
                          "here is validated; pass --allow-long-horizon to run it anyway")
     return chosen
-
-
-def warn_unaligned_grids(study: Study, log: Callable[[str], None]) -> list[str]:
-    """Warn (and return the warnings) when a timepoint's grid differs from the first's and no transform aligns it."""
-    from HybridNeuroLib.study.validate import same_grid
-
-    first = study.timepoints[0]
-    messages = [f"timepoint {tp.id} lies on another image grid than {first.id} and the study has no "
-                f"transforms/{tp.id}.tfm: its lesion is resampled in world coordinates, assuming the scans are "
-                "already registered" for tp in study.timepoints[1:]
-                if tp.id not in study.transforms and not same_grid(tp.reference_image, first.reference_image)]
-    for message in messages:
-        log(f"warning: {message}")
-    return messages
 
 
 # -- forecasts ---------------------------------------------------------------------------
@@ -475,7 +451,13 @@ def derive_tissue(study: Study, out: Path, log: Callable[[str], None]) -> tuple[
     if t1 is None:
         raise ValueError(f"study {study.subject!r}: no tissue maps and no T1 image (t1n or t1c) at {first.id} to "
                          "derive them from; add tissue maps (\"tissue\" in study.json) or a T1 scan")
+    from HybridNeuroLib.study.images import blank_image_warning
+
     log(f"deriving gm/wm/csf tissue maps: SRI24 atlas registered to {first.id}'s T1 (no tissue in the study)")
+    t1_key = next(key for key in ("t1n", "t1c") if key in first.images)
+    blank = blank_image_warning(t1, f"{first.id}/{t1_key}")
+    if blank:
+        log(f"warning: {blank}")
     lesion = sitk.Cast(first.seg > 0, sitk.sitkUInt8) if first.seg is not None else None
     tissue = tissue_from_atlas(t1, lesion_mask=lesion).tissue
     out.mkdir(parents=True, exist_ok=True)
@@ -483,7 +465,7 @@ def derive_tissue(study: Study, out: Path, log: Callable[[str], None]) -> tuple[
         write_image(image, out / f"{key}.nii.gz")
     return study.with_changes(tissue=tissue), [
         f"the study has no tissue maps: derived by registering the SRI24 atlas to {first.id}'s T1 "
-        f"({TISSUE_FOLDER}/); check them, or add the patient's own maps to the study"]
+        f"({TISSUE_FOLDER}/); check them, or add the patient's own maps to the study"] + ([blank] if blank else [])
 
 
 def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSettings(), *, overwrite: bool = False,
@@ -510,7 +492,6 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
         steps.advance()
 
     study = read_study(study_folder)
-    grid_warnings = warn_unaligned_grids(study, log)
     days = tuple(forecast_days(study, study_folder, settings.days, allow_long_horizon=settings.allow_long_horizon))
     original = study
     step("read")
@@ -518,7 +499,7 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
                        command="run") as staging:
         study, warnings = segment_missing(study, staging / SEGMENTATION_FOLDER, settings.segmentation_model,
                                            progress=progress, log=log)
-        warnings = grid_warnings + warnings
+        warnings = grid_warnings(study) + warnings  # fit_study logs them too
         step("segment")
         study, tissue_warnings = derive_tissue(study, staging / TISSUE_FOLDER, log)
         warnings += tissue_warnings

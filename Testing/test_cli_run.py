@@ -197,7 +197,7 @@ def test_a_study_with_several_errors_is_refused_with_all_of_them(tmp_path):
     shutil.rmtree(folder / "tp1")
     code, _, stderr = _main(["run", str(folder), "--out", str(tmp_path / "out")])
     assert code == 2 and "Traceback" not in stderr
-    for problem in ("subject: must be a text string", "timepoints[1].day: must be a number", "tp1/"):
+    for problem in ("subject: must be a non-empty text string", "timepoints[1].day: must be a number", "tp1/"):
         assert problem in stderr, problem
     assert not (tmp_path / "out").exists()
 
