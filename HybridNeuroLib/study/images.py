@@ -27,6 +27,7 @@ naming the file and what to do; :func:`blank_image_warning` flags a blank/consta
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,10 @@ class ImageReadError(ValueError):
 
 # -- the reader ------------------------------------------------------------------------------
 def _itk_reason(error: RuntimeError) -> str:
+    """ITK's own explanation, without SimpleITK's source location, object address or a stale errno."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [re.sub(r"\(0x[0-9a-fA-F]+\)", "", line).removeprefix("ITK ERROR: ") for line in lines
+             if not line.startswith(("Exception thrown in SimpleITK", "Reason: "))]
     detail = lines[-1] if lines else "ITK error"
     return f"unreadable or corrupt image ({detail[:200]})"
 

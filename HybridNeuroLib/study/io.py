@@ -20,6 +20,7 @@ from, and refuses a non-empty folder unless ``overwrite=True``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -38,13 +39,72 @@ def read_study(folder: str | Path) -> Study:
     for tp in study.timepoints:
         path = transforms_folder / f"{tp.id}.tfm"
         if path.is_file():
-            try:
-                transforms[tp.id] = sitk.ReadTransform(str(path))
-            except RuntimeError:
-                problems.append(Problem(f"{TRANSFORMS_FOLDER}/{path.name}", "unreadable transform file"))
+            transform, problem = _read_transform(path)
+            if problem:
+                problems.append(Problem(f"{TRANSFORMS_FOLDER}/{path.name}", problem))
+            else:
+                transforms[tp.id] = transform
     if problems:
         raise StudyError(folder, problems)
     return study.with_changes(transforms=transforms)
+
+
+# parameters of the 3D linear transform types a registration may write (ITK text .tfm names)
+TRANSFORM_PARAMETERS = {"Euler3DTransform": 6, "VersorRigid3DTransform": 6, "Similarity3DTransform": 7,
+                        "QuaternionRigidTransform": 7, "ScaleVersor3DTransform": 9, "ScaleSkewVersor3DTransform": 15,
+                        "AffineTransform": 12, "TranslationTransform": 3, "VersorTransform": 3,
+                        "IdentityTransform": 0, "CompositeTransform": 0}
+
+
+def _tfm_text_problem(data: bytes) -> str | None:
+    """Why the bytes of a ``.tfm`` are not a 3D linear ITK transform, checked before ITK parses them
+    (ITK's reader corrupts memory and aborts the process on an unparseable or short parameter list)."""
+    try:
+        lines = [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        return "not an ITK text transform file (not UTF-8 text)"
+    if not lines or not lines[0].startswith("#Insight Transform File"):
+        return "not an ITK text transform file (it must start with '#Insight Transform File V1.0')"
+    name, kinds = None, []
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key == "Transform":
+            name = value.strip()
+            kind, _, suffix = name.partition("_")
+            if kind not in TRANSFORM_PARAMETERS or not suffix.endswith("_3_3"):
+                return (f"transform type {name!r} is not supported; a 3D rigid or affine transform is expected "
+                        f"({', '.join(TRANSFORM_PARAMETERS)})")
+            kinds.append(kind)
+        elif key in ("Parameters", "FixedParameters"):
+            try:
+                values = [float(token) for token in value.split()]
+            except ValueError:
+                return f"{key} of {name!r} are not all numbers"
+            if not all(math.isfinite(v) for v in values):
+                return f"{key} of {name!r} hold NaN or infinite values"
+            if key == "Parameters" and name and len(values) != TRANSFORM_PARAMETERS[name.partition("_")[0]]:
+                return (f"{name!r} needs {TRANSFORM_PARAMETERS[name.partition('_')[0]]} parameters, the file has "
+                        f"{len(values)}")
+    return None if kinds else "the file names no transform ('Transform: ...' line)"
+
+
+def _read_transform(path: Path) -> tuple[sitk.Transform | None, str | None]:
+    """(transform, None) of an ITK ``.tfm`` file, or (None, why it is unusable)."""
+    data = path.read_bytes()
+    if not data:
+        return None, "the transform file is empty (0 bytes); re-run the registration or delete it"
+    problem = _tfm_text_problem(data)
+    if problem:
+        return None, f"{problem}; re-run the registration or delete the file"
+    try:
+        transform = sitk.ReadTransform(str(path))
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = (lines[-1] if lines else "ITK error")[:200]
+        return None, f"unreadable transform file ({detail}); re-run the registration or delete it"
+    if transform.GetDimension() != 3:
+        return None, f"a {transform.GetDimension()}D transform; a 3D transform is needed"
+    return transform, None
 
 
 def _number(value: float) -> int | float:
