@@ -43,6 +43,7 @@ from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.report.figures import forecast_overlay_figure, lesion_volumes_ml, volume_curve_figure
 from HybridNeuroLib.report.scene import write_forecast_scene
 from HybridNeuroLib.study import read_study
+from HybridNeuroLib.study.images import read_image
 
 REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME = ("report.json", "forecast_overlay.png",
                                                           "lesion_volume.png", "hybridneuro-demo.mrb")
@@ -176,6 +177,6 @@ def _truth_labels(study_folder: Path, days) -> dict[float, sitk.Image]:
     for day in days:
         path = study_folder.parent / "truth" / f"day-{day:g}" / "labels.nii.gz"
         if path.is_file():
-            truth[float(day)] = sitk.ReadImage(str(path))
+            truth[float(day)] = read_image(path, what="ground-truth labels")
     return truth
 
