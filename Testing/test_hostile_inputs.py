@@ -228,6 +228,12 @@ def test_labels_outside_the_glioma_label_set_are_refused(study, tmp_path, capsys
     fit_refused(study, tmp_path, [SEG, text], capsys)
 
 
+def test_two_files_for_one_tissue_map_are_refused(study, tmp_path, capsys):
+    sitk.WriteImage(sitk.ReadImage(str(study / TISSUE)), str(study / "tissue/wm.nrrd"))
+    fit_refused(study, tmp_path, ["tissue/", "several files for tissue map 'wm'"], capsys)
+    simulate_refused(study / "tissue", tmp_path, [str(study / "tissue"), "several 'wm' images"], capsys, [study])
+
+
 def test_tissue_probabilities_out_of_range_are_refused(study, tmp_path, capsys):
     _replace_with(study, TISSUE, ".nii.gz", lambda array: array.__imul__(255.0))
     fit_refused(study, tmp_path, [TISSUE, "[0, 1]"], capsys)
@@ -435,6 +441,14 @@ def test_predict_refuses_a_damaged_fit_folder(fit, source_study, tmp_path, capsy
     mutate(fit)
     out = tmp_path / "out"
     refused(["predict", fit, "--out", out, "--days", "60"], culprits, [fit, source_study], out, capsys)
+
+
+@pytest.mark.parametrize("case", ["record missing", "tensors.pt wrong keys", "params.json invalid JSON"])
+def test_treat_refuses_a_damaged_fit_folder(fit, source_study, tmp_path, capsys, case):
+    mutate, culprits = FIT_DAMAGE[case]
+    mutate(fit)
+    out = tmp_path / "out"
+    refused(["treat", fit, "--out", out, "--days", "60"], culprits, [fit, source_study], out, capsys)
 
 
 def test_params_json_with_wrong_fields_names_the_file(fit):

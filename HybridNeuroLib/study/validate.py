@@ -300,6 +300,10 @@ def _read_tissue(folder: Path, relative: str, problems: list[Problem]) -> dict[s
         if key not in found:
             problems.append(Problem(f"{relative}/", f"no {key!r} tissue map (expected {key}.nii.gz)"))
             continue
+        if len(found[key]) > 1:
+            problems.append(Problem(f"{relative}/", f"several files for tissue map {key!r}: "
+                                                    f"{', '.join(p.name for p in found[key])}; keep one"))
+            continue
         where = f"{relative}/{found[key][0].name}"
         image = read_image_checked(found[key][0], where, problems)
         if image is None:
