@@ -174,6 +174,26 @@ def test_nifti_voxel_of_the_first_non_finite_value_is_named(tmp_path):
     assert str(caught.value).startswith(f"scan {tmp_path / 'x.nii'}: ")
 
 
+@pytest.mark.parametrize("role", ["study.json", SCAN])
+def test_a_file_that_cannot_be_read_is_named(study, tmp_path, capsys, monkeypatch, role):
+    """Permission denied (simulated: the tests may run as root, who may read anything)."""
+    real_read_bytes, real_read_text = Path.read_bytes, Path.read_text
+
+    def denied(method):
+        def read(self, *args, **kwargs):
+            if self == study / role:
+                raise PermissionError(13, "Permission denied", str(self))
+            return method(self, *args, **kwargs)
+        return read
+    monkeypatch.setattr(Path, "read_bytes", denied(real_read_bytes))
+    monkeypatch.setattr(Path, "read_text", denied(real_read_text))
+    out = tmp_path / "out"
+    code = main(["fit", str(study), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and role in err and "cannot be read (Permission denied)" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_integer_nifti_and_clean_float_nifti_read_unchanged(tmp_path):
     """The raw check never alters what ITK reads (exact oracle: the written arrays)."""
     rng = np.random.default_rng(3)

@@ -68,7 +68,10 @@ def read_image(path: Path | str, *, what: str = "image", pixel_type: int = sitk.
                                 else f"{what} {path} is not a file")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "the file is empty (0 bytes); re-export or re-copy it", what)
-    reason = nifti_problem(path) if path.name.lower().endswith(NIFTI_SUFFIXES) else None
+    try:
+        reason = nifti_problem(path) if path.name.lower().endswith(NIFTI_SUFFIXES) else None
+    except OSError as error:  # permission denied, I/O error of the disk or network share
+        raise ImageReadError(path, f"cannot be read ({error.strerror or error})", what) from None
     if reason is not None:
         raise ImageReadError(path, reason, what)
     try:

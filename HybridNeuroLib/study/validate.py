@@ -194,6 +194,8 @@ def read_manifest(folder: Path) -> tuple[dict | None, list[Problem]]:
                                              f"(format {FORMAT_ID!r}); is {folder} a study folder?")]
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:  # permission denied, I/O error
+        return None, [Problem(MANIFEST_NAME, f"cannot be read ({error.strerror or error})")]
     except UnicodeDecodeError as error:
         return None, [Problem(MANIFEST_NAME, f"not UTF-8 text ({error.reason})")]
     except json.JSONDecodeError as error:
