@@ -6,7 +6,8 @@
 
 The search space is the unit-scaled version of what :func:`HybridNeuroLib.fit.optimize.descend`
 moves: log D_w and log ρ as fractions of their log bounds (0 = lower, 1 = upper bound), the log
-seed radius as a fraction of ``RADIUS_RANGE_MM``, and the seed centre as an offset from the
+seed radius as a fraction of ``RADIUS_RANGE_MM`` (with ``settings.fit_thresholds`` also θ_FLAIR
+and θ_T1Gd as fractions of their log ranges), and the seed centre as an offset from the
 start in units of ``CENTRE_SCALE_MM`` (at most ``CENTRE_LIMIT`` units). CMA-ES (package
 ``cmaes``, its own bounds handling) starts at the start state with step size
 ``settings.cmaes_sigma`` and stops after ``settings.evaluations`` loss evaluations (whole
@@ -60,9 +61,18 @@ class _Space:
             self.scalars.append(("radius_mm", RADIUS_RANGE_MM))
         if fit_growth and settings.fit_onset:  # one scan cannot date a lesion
             self.scalars.append(("onset_days", settings.onset_bounds_days))
+        self.defaults = {"edema_flair": settings.thresholds.edema_flair,
+                         "enhancing_t1gd": settings.thresholds.enhancing_t1gd}
+        if fit_growth and settings.fit_thresholds:  # per-patient visibility thresholds within their ranges
+            self.scalars += [("edema_flair", settings.flair_threshold_bounds),
+                             ("enhancing_t1gd", settings.t1gd_threshold_bounds)]
+
+    def _start_value(self, name: str) -> float:
+        value = getattr(self.start, name)
+        return self.defaults[name] if value is None else value
 
     def initial(self) -> np.ndarray:
-        values = [to_unit(max(getattr(self.start, name), bounds[0]), bounds) for name, bounds in self.scalars]
+        values = [to_unit(max(self._start_value(name), bounds[0]), bounds) for name, bounds in self.scalars]
         return np.array(values + [0.0, 0.0, 0.0])
 
     def bounds(self) -> np.ndarray:
@@ -71,7 +81,8 @@ class _Space:
     def state(self, x: np.ndarray) -> dict:
         """The GrowthFit fields of the unit vector ``x`` (fixed ones copied from the start)."""
         values = {"dw_mm2_per_day": self.start.dw_mm2_per_day, "rho_per_day": self.start.rho_per_day,
-                  "radius_mm": self.start.radius_mm, "onset_days": self.start.onset_days}
+                  "radius_mm": self.start.radius_mm, "onset_days": self.start.onset_days,
+                  "edema_flair": self.start.edema_flair, "enhancing_t1gd": self.start.enhancing_t1gd}
         for (name, bounds), fraction in zip(self.scalars, x):
             values[name] = from_unit(fraction, bounds)
         offset = np.clip(x[len(self.scalars):], -CENTRE_LIMIT, CENTRE_LIMIT) * CENTRE_SCALE_MM
@@ -87,10 +98,11 @@ def evaluate(objective: Objective, state: dict, weights: Sequence[float] | None 
         return math.nan
     value = {name: torch.tensor(state[name], dtype=torch.float64)
              for name in ("dw_mm2_per_day", "rho_per_day", "centre_ras_mm", "radius_mm", "onset_days")}
+    thresholds = None if state.get("edema_flair") is None else (state["edema_flair"], state["enhancing_t1gd"])
     try:
         with torch.inference_mode():
             loss = objective.loss(value["dw_mm2_per_day"], value["rho_per_day"], value["centre_ras_mm"],
-                                  value["radius_mm"], weights, onset_days=value["onset_days"])
+                                  value["radius_mm"], weights, onset_days=value["onset_days"], thresholds=thresholds)
     except FloatingPointError:  # the solver's own check: the density became NaN/infinite
         return math.nan
     return float(loss)

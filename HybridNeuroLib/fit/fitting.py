@@ -25,7 +25,8 @@ keeping the lowest loss; then the uncertainty ensemble
 population priors, and a warning says that growth speed is not identifiable. With
 ``settings.fit_onset`` the starts are a small seed (``onset_seed_radius_mm``; its radius still
 fitted) grown for a fitted onset before the first timepoint, instead of a Gaussian at the first
-timepoint.
+timepoint. With ``settings.fit_thresholds`` (CMA-ES) θ_FLAIR and θ_T1Gd are searched too, within
+their bounds; the result's ``settings.thresholds`` are then the fitted ones.
 Deterministic for a fixed ``settings.seed`` (CPU).
 """
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import SimpleITK as sitk
@@ -47,6 +49,7 @@ from HybridNeuroLib.fit.optimize import GrowthFit
 from HybridNeuroLib.fit.refine import refine, steps
 from HybridNeuroLib.fit.result import FitResult
 from HybridNeuroLib.fit.settings import FitSettings
+from HybridNeuroLib.labels import ImagingThresholds
 from HybridNeuroLib.physics import TissueMaps
 from HybridNeuroLib.physics.initial import lesion_seed
 from HybridNeuroLib.progress import Progress
@@ -111,12 +114,17 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
         notes += [f"start {n + 1}: {s.stopped_reason}" for n, s in enumerate(starts) if s.stopped_reason]
         members = ensemble_members(objective, data, best, settings, fit_growth=identifiable,
                                    on_iteration=bar.advance) if settings.members else []
+    if best.edema_flair is not None:  # thresholds fitted per patient: the result (and its forecasts) use them
+        settings = replace(settings, thresholds=ImagingThresholds(best.edema_flair, best.enhancing_t1gd,
+                                                                  settings.thresholds.necrotic))
     for note in notes[1 if not identifiable else 0:]:
         log(note)
     messages = (f"best of {len(starts)} start(s) ({settings.optimizer}): loss {best.loss:.4f}, "
                 f"D_w = {best.dw_mm2_per_day:.4g} mm²/day, ρ = {best.rho_per_day:.4g} /day, "
                 f"front speed {best.front_speed_mm_per_day:.4g} mm/day"
-                + (f", onset {best.onset_days:.4g} days before day {data.first_day:g}" if best.onset_days else ""),)
+                + (f", onset {best.onset_days:.4g} days before day {data.first_day:g}" if best.onset_days else "")
+                + (f", thresholds FLAIR {best.edema_flair:.3f}, T1Gd {best.enhancing_t1gd:.3f} (fitted)"
+                   if best.edema_flair is not None else ""),)
     return FitResult(best, tuple(members), settings, tuple(data.first_day + o.day for o in data.observations),
                      data.first_day, tuple(starts), identifiable, tuple(notes), messages,
                      time.perf_counter() - started)

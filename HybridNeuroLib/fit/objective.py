@@ -18,7 +18,8 @@ rescaled to be exactly 0 at u = 0 (:func:`soft_visible`), are compared with the 
 
     loss = Σ_t weight_t · [(1 − Dice_soft(whole_t)) + core_weight · (1 − Dice_soft(core_t))] / Σ_t weight_t
 
-(core terms only where the observed core is at least one voxel). Weights default to 1 (the
+(core terms only where the observed core is at least one voxel). θ_FLAIR, θ_T1Gd are the
+settings' thresholds, or per candidate (``settings.fit_thresholds``: estimated per patient). Weights default to 1 (the
 ensemble draws them, a Bayesian bootstrap over timepoints).
 
 That is ``loss="soft-dice"``. The default, ``loss="margin"``, replaces each 1 − Dice_soft by the
@@ -133,14 +134,17 @@ class Objective:
         return margin_loss(density, target, threshold)
 
     def loss(self, dw, rho, centre_ras_mm, radius_mm, weights: Sequence[float] | None = None, *,
-             onset_days=None) -> torch.Tensor:
-        thresholds, width = self.settings.thresholds, self.settings.soft_label_width
+             onset_days=None, thresholds: tuple[float, float] | None = None) -> torch.Tensor:
+        """``thresholds``: (θ_FLAIR, θ_T1Gd) of this candidate (fitted per patient); default the settings'."""
+        width = self.settings.soft_label_width
+        flair, t1gd = ((self.settings.thresholds.edema_flair, self.settings.thresholds.enhancing_t1gd)
+                       if thresholds is None else (float(thresholds[0]), float(thresholds[1])))
         weights = [1.0] * len(self.days) if weights is None else list(weights)
         total = 0.0
         for u, whole, core, weight in zip(self.states(dw, rho, centre_ras_mm, radius_mm, onset_days), self.whole,
                                           self.core, weights):
-            term = self.term(u, whole, thresholds.edema_flair, width)
+            term = self.term(u, whole, flair, width)
             if core is not None:
-                term = term + self.settings.core_weight * self.term(u, core, thresholds.enhancing_t1gd, width)
+                term = term + self.settings.core_weight * self.term(u, core, t1gd, width)
             total = total + weight * term
         return total / sum(weights)

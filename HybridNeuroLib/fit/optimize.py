@@ -52,6 +52,8 @@ class GrowthFit:
     loss_history: tuple[float, ...] = field(default=(), compare=False)
     stopped_reason: str = ""
     onset_days: float = 0.0   # the seed grew this long under the same model before the first timepoint
+    edema_flair: float | None = None     # fitted visibility thresholds (settings.fit_thresholds), else None
+    enhancing_t1gd: float | None = None
 
     @property
     def seed(self) -> Seed:

@@ -11,6 +11,9 @@
 
 Bounds are the literature ranges (DESIGN.md): D_w 0.02–1.5 mm²/day, ρ 0.005–0.2 /day. The fitting
 grid's ``voxel_mm`` lies in (0, 10] mm (coarser grids cannot resolve a lesion's front).
+With ``fit_thresholds`` (CMA-ES only) the visibility thresholds are estimated per patient within
+``flair_threshold_bounds`` / ``t1gd_threshold_bounds``; the fit result's settings then carry the
+fitted ones (forecast labels use them).
 The priors are the population values used when growth speed is not identifiable (one timepoint).
 """
 
@@ -58,6 +61,9 @@ class FitSettings:
     fit_onset: bool = False                # also fit how long the seed grew before the first timepoint
     onset_bounds_days: tuple[float, float] = (1.0, 2000.0)
     onset_seed_radius_mm: float = 3.0      # with fit_onset: the starting seed's half-maximum radius
+    fit_thresholds: bool = False           # CMA-ES only: also estimate θ_FLAIR, θ_T1Gd per patient (bounds below)
+    flair_threshold_bounds: tuple[float, float] = (0.2, 0.3)   # literature ranges (DESIGN.md)
+    t1gd_threshold_bounds: tuple[float, float] = (0.6, 0.7)
 
     def __post_init__(self) -> None:
         positive = {"voxel_mm": self.voxel_mm, "learning_rate": self.learning_rate,
@@ -88,6 +94,14 @@ class FitSettings:
             low, high = getattr(self, name)
             if not (0 < low < high and math.isfinite(high)):
                 raise ValueError(f"fit settings: {name} must be (low, high) with 0 < low < high, got {(low, high)}")
+        flair, t1gd = self.flair_threshold_bounds, self.t1gd_threshold_bounds
+        if not (0 < flair[0] < flair[1] < t1gd[0] < t1gd[1] < self.thresholds.necrotic):
+            raise ValueError(f"fit settings: threshold bounds must satisfy 0 < FLAIR low < FLAIR high < T1Gd low < "
+                             f"T1Gd high < necrotic {self.thresholds.necrotic}, got FLAIR {tuple(flair)}, "
+                             f"T1Gd {tuple(t1gd)}")
+        if self.fit_thresholds and self.optimizer != "cmaes":
+            raise ValueError("fit settings: fit_thresholds (estimating the visibility thresholds per patient) needs "
+                             f"optimizer='cmaes', got {self.optimizer!r}")
         if not self.dw_bounds_mm2_per_day[0] <= self.prior_dw_mm2_per_day <= self.dw_bounds_mm2_per_day[1]:
             raise ValueError(f"fit settings: prior_dw_mm2_per_day {self.prior_dw_mm2_per_day} lies outside "
                              f"the bounds {self.dw_bounds_mm2_per_day}")
@@ -109,13 +123,16 @@ class FitSettings:
         record["dw_bounds_mm2_per_day"] = list(self.dw_bounds_mm2_per_day)
         record["rho_bounds_per_day"] = list(self.rho_bounds_per_day)
         record["onset_bounds_days"] = list(self.onset_bounds_days)
+        record["flair_threshold_bounds"] = list(self.flair_threshold_bounds)
+        record["t1gd_threshold_bounds"] = list(self.t1gd_threshold_bounds)
         return record
 
     @classmethod
     def from_dict(cls, record: dict) -> FitSettings:
         record = dict(record)
         record["thresholds"] = ImagingThresholds(**record.get("thresholds", {}))
-        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day", "onset_bounds_days"):
+        for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day", "onset_bounds_days", "flair_threshold_bounds",
+                     "t1gd_threshold_bounds"):
             if name in record:
                 record[name] = tuple(record[name])
         return cls(**record)
