@@ -101,8 +101,9 @@ DAMAGE = {
     "text file": lambda path: path.write_text("patient notes, not an image\n"),
     "gzip of text": _gz_text,
 }
-DAMAGE_TEXT = {"zero-byte": "empty (0 bytes)", "truncated": "truncated", "corrupt stream": "corrupt",
-               "random bytes": "corrupt", "text file": "corrupt", "gzip of text": "corrupt"}
+DAMAGE_TEXT = {"zero-byte": "empty (0 bytes)", "truncated": "truncated", "corrupt stream": "corrupt compressed stream",
+               "random bytes": "not gzip-compressed", "text file": "not gzip-compressed",
+               "gzip of text": "no NIfTI-1/NIfTI-2 header"}
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
@@ -338,6 +339,7 @@ MANIFESTS = {
     "id absolute": (_edit(timepoints=_tp(("/tmp", 0), ("tp1", 40))), ["timepoints[0].id", "'/'"]),
     "id nested": (_edit(timepoints=_tp(("tp0/../tp1", 0), ("tp1", 40))), ["timepoints[0].id", "'/'"]),
     "id transforms": (_edit(timepoints=_tp(("transforms", 0), ("tp1", 40))), ["timepoints[0].id", "reserved"]),
+    "id hidden": (_edit(timepoints=_tp((".tp0", 0), ("tp1", 40))), ["timepoints[0].id", "start with '.'"]),
     "id duplicate": (_edit(timepoints=_tp(("tp0", 0), ("tp0", 40))), ["timepoints[1].id", "duplicate"]),
     "predict_days string": (_edit(predict_days="80"), ["study.json predict_days", "list of numbers"]),
     "tissue traversal": (_edit(tissue="../tissue"), ["study.json tissue", "no '..'"]),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,8 +82,12 @@ def load_weights(network: torch.nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt, truncated, or pickled code (refused by weights_only)
-        detail = (str(error).strip().splitlines() or ["the file is empty or damaged"])[0][:200]
-        raise ValueError(f"cannot read weights {path}: {type(error).__name__}: {detail}") from None
+        if isinstance(error, pickle.UnpicklingError):
+            detail = "not a torch weights file, or one holding pickled code (refused: only tensors are read)"
+        else:
+            detail = f"{type(error).__name__}: {(str(error).strip().splitlines() or ['empty'])[0][:200]}"
+        raise ValueError(f"cannot read weights {path}: the file is damaged, truncated or not weights ({detail})"
+                         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict", state.get("model")), dict):
         state = state.get("state_dict", state.get("model"))
     if not isinstance(state, dict):

@@ -19,8 +19,8 @@ ITK reads a truncated ``.nii``/``.nii.gz`` without complaint (it zero-fills the 
 turns NaN/Inf voxels into 0, so both are checked here on the file's bytes: the gzip stream must
 be complete (every member), the NIfTI-1/NIfTI-2 header (read by nibabel) gives the voxel data's
 offset, type and shape, hence the bytes the file must hold, and floating-point voxels must be
-finite (a zero-copy view of the decompressed bytes; ≈ 3 ms for 240×240×155 float32). A file
-whose header is not NIfTI is left to ITK (None). :mod:`HybridNeuroLib.study.images` calls this
+finite (a zero-copy view of the decompressed bytes; ≈ 3 ms for 240×240×155 float32). Content
+without a NIfTI header is refused too (ITK picks its reader by the file name and fails on it). :mod:`HybridNeuroLib.study.images` calls this
 for every NIfTI it reads.
 """
 
@@ -89,8 +89,8 @@ def nifti_problem(path: str | Path) -> str | None:
         if problem:
             return problem
     header = _nifti_header(content)
-    if header is None:
-        return None
+    if header is None:  # ITK chooses its reader by the name: it cannot read this either
+        return "unreadable or corrupt image: the content has no NIfTI-1/NIfTI-2 header; re-export or re-copy it"
     try:
         dtype, shape = header.get_data_dtype(), tuple(int(n) for n in header.get_data_shape())
         offset = max(int(header.get_data_offset()), int(header.sizeof_hdr))

@@ -170,8 +170,8 @@ def _check_timepoint_entries(timepoints, tissue) -> list[Problem]:
         if "id" in entry:
             tp_id = entry["id"]
             if name_problem(tp_id) or tp_id == TRANSFORMS_FOLDER:
-                problems.append(Problem(where, f"must be a folder name: {name_problem(tp_id) or 'not ' + repr(tp_id)} "
-                                               f"({TRANSFORMS_FOLDER!r} is reserved)", f"{name}.id"))
+                reason = name_problem(tp_id) or f"{TRANSFORMS_FOLDER!r} is reserved for registration transforms"
+                problems.append(Problem(where, f"must be a plain folder name: {reason}", f"{name}.id"))
             elif tp_id in ids:
                 problems.append(Problem(where, f"duplicate timepoint id {tp_id!r}", f"{name}.id"))
             else:
@@ -334,7 +334,7 @@ def load_checked(folder: str | Path) -> Study:
     timepoints = []
     entries = manifest.get("timepoints") if isinstance(manifest.get("timepoints"), list) else []
     for entry in entries:
-        if isinstance(entry, dict) and name_problem(entry.get("id")) is None:
+        if isinstance(entry, dict) and name_problem(entry.get("id")) is None and entry["id"] != TRANSFORMS_FOLDER:
             day = entry.get("day") if _is_number(entry.get("day")) else math.nan
             timepoints.append(_read_timepoint(folder, entry["id"], day, keys, problems,
                                               check_labels=disease == "glioma"))
