@@ -20,8 +20,8 @@ turns NaN/Inf voxels into 0, so both are checked here on the file's bytes: the g
 be complete (every member), the NIfTI-1/NIfTI-2 header (read by nibabel) gives the voxel data's
 offset, type and shape, hence the bytes the file must hold, and floating-point voxels must be
 finite (a zero-copy view of the decompressed bytes; ≈ 3 ms for 240×240×155 float32). Content
-without a NIfTI header is refused too (ITK picks its reader by the file name and fails on it). :mod:`HybridNeuroLib.study.images` calls this
-for every NIfTI it reads.
+without a NIfTI header is refused too (ITK picks its reader by the file name and fails on it).
+:mod:`HybridNeuroLib.study.images` calls this for every NIfTI it reads.
 """
 
 from __future__ import annotations
