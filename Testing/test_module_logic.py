@@ -141,6 +141,19 @@ def test_segmentations_are_named_per_day_and_find_the_lesion(pipeline):
         assert dice > 0.7, (node.GetName(), dice)
     fractions = [fraction for step, fraction in pipeline["progress"] if step == "segment"]
     assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0  # progress reached the caller
+    assert_terminology(lesions + list(pipeline["forecast"].segmentations.values()))
+
+
+def assert_terminology(nodes) -> None:
+    """Every segment of every node has the SNOMED CT code of its label (DICOM SEG export reads it)."""
+    from HybridNeuroLib.labels import BRATS_LABELS
+    from HybridNeuroLib.mrml.segmentations import segment_terminology
+
+    for node in nodes:
+        segmentation = node.GetSegmentation()
+        for label in BRATS_LABELS:
+            segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(label.name))
+            assert segment_terminology(segment).split("~")[2] == f"SCT^{label.snomed.value}^{label.snomed.meaning}"
 
 
 def test_parameter_table_has_growth_parameters_with_intervals(pipeline):
@@ -371,3 +384,118 @@ def test_a_fit_without_tissue_maps_derives_them_from_the_atlas_into_the_scene(lo
     assert (volume_array(forecast.density) > 0.25).sum() > 0
     for node_id, state in before.items():
         assert_unchanged(scene.GetNodeByID(node_id), state)
+
+
+# -- first use: packages, Windows code pages, the sample case, the model choice ----------------------
+def test_a_step_whose_packages_are_missing_is_refused_before_any_work(pipeline, logic_module, monkeypatch):
+    from HybridNeuroModule import Dependencies
+
+    scene, logic = pipeline["scene"], pipeline["logic"]
+    ids, runs = node_ids(scene), sorted(logic.workDirectory.iterdir())
+    installed = Dependencies.installedVersion
+    monkeypatch.setattr(Dependencies, "installedVersion", lambda name: None if name == "monai" else installed(name))
+    assert logic.missingDependencies() == ["monai>=1.4"]
+    steps = {"segment": lambda: logic.segmentLesions(patient=PATIENT),
+             "fit": lambda: logic.fitModel(pipeline["lesions"], **FAST_FIT),
+             "predict": lambda: logic.predict([60]), "treat": lambda: logic.treatmentScenarios([60]),
+             "sample case": lambda: logic.loadSampleCase()}
+    for step, call in steps.items():
+        with pytest.raises(logic_module.HybridNeuroError) as error:
+            call()
+        message = str(error.value)
+        assert message.startswith(f"{step} needs Python packages") and "monai>=1.4" in message, message
+        assert "Install dependencies" in message and "ensureDependencies" in message
+    assert node_ids(scene) == ids and sorted(logic.workDirectory.iterdir()) == runs  # nothing started
+
+
+def test_the_child_writes_utf8_whatever_the_code_page(logic_module, monkeypatch, tmp_path):
+    """A Windows ANSI code page cannot encode ρ: the child is told to write UTF-8 and is read as UTF-8."""
+    import subprocess
+    import sys
+
+    text = "D_w 0.2 mm²/day, ρ 0.025 /day, Δt ≤ h²/(2·d·D), 95 % ≥ 0.8"
+    printer = [sys.executable, "-c", f"print({text!r})"]
+    monkeypatch.setenv("PYTHONIOENCODING", "cp1252")  # what Python uses for a pipe on Windows
+    monkeypatch.delenv("PYTHONUTF8", raising=False)
+    plain = subprocess.run(printer, capture_output=True, env=dict(__import__("os").environ))
+    assert plain.returncode != 0 and b"UnicodeEncodeError" in plain.stderr  # the failure this guards against
+
+    logic = logic_module.HybridNeuroLogic(scene=headless_scene().scene, workDirectory=tmp_path)
+    lines = []
+    step = logic._start("print", [], logic._newRun("print"), None, lambda: "done", False, "auto", None,
+                        lines.append, False, command=printer)
+    assert step.wait() == "done" and lines == [text]
+    environment = logic._environment(device="mps")
+    assert (environment["PYTHONUTF8"], environment["PYTHONIOENCODING"]) == ("1", "utf-8")
+    assert environment["HYBRIDNEURO_DEVICE"] == "mps" and "CUDA_VISIBLE_DEVICES" not in environment
+    assert logic._environment(forceCpu=True)["CUDA_VISIBLE_DEVICES"] == ""
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        logic._environment(device="gpu")
+
+
+def test_the_sample_case_loads_in_the_background(logic_module, tmp_path):
+    scene = headless_scene().scene
+    logic = logic_module.HybridNeuroLogic(scene=scene, workDirectory=tmp_path)
+    progress, lines = [], []
+    step = logic.loadSampleCase(blocking=False, onProgress=lambda s, f: progress.append((s, f)), onLog=lines.append)
+    assert isinstance(step, logic_module.StepJob) and not step.done  # returned at once, the child works
+    volumes = step.wait()
+    assert sorted(volumes) == [0.0, 60.0, 120.0] and sorted(volumes[60.0]) == list(sorted(CONTRASTS))
+    nodes = [node for contrasts in volumes.values() for node in contrasts.values()]
+    assert all(node.GetAttribute("HybridNeuro.synthetic") == "1" for node in nodes)
+    assert nodes[0].GetName() == "synth-2024 t1n day 0" or nodes[0].GetName().startswith("synth-2024 ")
+    assert sorted(study_tissue(scene)) == ["csf", "gm", "wm"]
+    assert progress and progress[-1] == ("sample case", 1.0)
+    assert any(line.startswith("study: ") for line in lines)
+
+
+def study_tissue(scene) -> dict:
+    from HybridNeuroLib.mrml.study_nodes import tissue_volumes
+
+    return tissue_volumes(scene)
+
+
+def test_a_bundle_chosen_in_the_model_selector_segments_and_shows_its_card(pipeline, logic_module, tmp_path):
+    from test_segment_bundle import make_bundle
+
+    from HybridNeuroModule.Models import ModelChoice, modelCard, syntheticModelWarning
+
+    make_bundle(tmp_path / "bundle")
+    choice = ModelChoice("bundle", str(tmp_path / "bundle"))
+    assert choice.problems() == [] and not choice.syntheticOnly
+    assert "tiny BraTS test bundle" in modelCard(choice)
+    scans = [node for name, node in pipeline["inputs"].items() if "visit" in name]
+    assert syntheticModelWarning(choice, scans) is None
+    assert "trained on synthetic subjects only" in syntheticModelWarning(ModelChoice(), scans)  # unmarked scans
+
+    scene, logic = pipeline["scene"], pipeline["logic"]
+    lines = []
+    lesions = logic.segmentLesions(patient="bundle-run", device="cpu", onLog=lines.append, **choice.segmentArguments())
+    assert [node.GetName() for node in lesions] == [f"bundle-run lesion day {day}" for day in DAYS]
+    assert not any(line.startswith("WARNING") for line in lines)  # no synthetic-model warning for a bundle
+    assert_terminology(lesions)
+    for node in lesions:
+        scene.RemoveNode(node)
+    logic.lastLesions = pipeline["lesions"]
+
+    # a folder that is not a bundle is refused before any work, naming what it lacks
+    (tmp_path / "half" / "configs").mkdir(parents=True)
+    ids, runs = node_ids(scene), sorted(logic.workDirectory.iterdir())
+    from HybridNeuroLib.mrml.study_nodes import StudyInputError
+    with pytest.raises(StudyInputError, match="lacks configs/inference.json, configs/metadata.json, models/model.pt"):
+        logic.segmentLesions(bundleFolder=str(tmp_path / "half"))
+    assert node_ids(scene) == ids and sorted(logic.workDirectory.iterdir()) == runs
+
+
+def test_the_shipped_model_warns_on_scans_not_marked_synthetic(pipeline, logic_module):
+    # the pipeline's scans were loaded like a user's files: the shipped model segmented them with a warning
+    from HybridNeuroModule.Models import SYNTHETIC_WARNING
+
+    step_lines = []
+    logic = pipeline["logic"]
+    step = logic.segmentLesions(patient=PATIENT, device="cpu", blocking=False, onLog=step_lines.append)
+    step.cancel()
+    with pytest.raises(logic_module.HybridNeuroError):
+        step.wait()
+    warnings = [line for line in step_lines if line.startswith("WARNING: ")]
+    assert len(warnings) == 1 and SYNTHETIC_WARNING.split("{")[0] in warnings[0] and "'t1n visit 1'" in warnings[0]

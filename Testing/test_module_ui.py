@@ -440,3 +440,96 @@ def test_module_finds_the_engine_of_a_source_checkout(module_with_stubs, monkeyp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as if not installed anywhere
     module_with_stubs._addSourceCheckoutToPath()
     assert [p for p in sys.path if Path(p).resolve() == ROOT] == [str(ROOT)]
+
+
+def test_self_test_of_the_sample_case_workflow_passes_on_a_headless_scene(module_with_stubs):
+    # what "Reload and Test" runs in Slicer: sample case, segment, fit, predict in background processes
+    module_with_stubs.HybridNeuroTest().test_sampleCaseWorkflow()
+
+
+GUI_PROCESS = r'''
+import json, sys, types, unittest
+import slicer
+stubs = {
+    "i18n": dict(tr=lambda text: text, translate=lambda context, text: text),
+    "ScriptedLoadableModule": dict(
+        ScriptedLoadableModule=type("ScriptedLoadableModule", (), {}),
+        ScriptedLoadableModuleWidget=type("ScriptedLoadableModuleWidget", (), {}),
+        ScriptedLoadableModuleLogic=type("ScriptedLoadableModuleLogic", (), {}),
+        ScriptedLoadableModuleTest=type("ScriptedLoadableModuleTest", (unittest.TestCase,), {})),
+    "parameterNodeWrapper": dict(parameterNodeWrapper=lambda cls: cls, WithinRange=lambda low, high: None),
+}
+for name, attributes in stubs.items():
+    module = types.ModuleType(f"slicer.{name}")
+    module.__dict__.update(attributes)
+    sys.modules[f"slicer.{name}"] = module
+    setattr(slicer, name, module)
+sys.modules["qt"] = types.ModuleType("qt")
+sys.path.insert(0, sys.argv[1])
+import HybridNeuro                                     # what Slicer imports at start-up
+from HybridNeuroModule import Models, Widget           # the panel's code
+from HybridNeuroLib.mrml import create_headless_scene
+context = create_headless_scene()
+logic = HybridNeuro.HybridNeuroLogic(scene=context.scene, workDirectory=sys.argv[2])
+# what the panel's setup and its first clicks run in Slicer's process
+names, missing, versions = Widget.modelNames(), logic.missingDependencies(), logic.dependencyVersions()
+card = Models.modelCard(Models.ModelChoice())
+volumes = logic.loadSampleCase()                       # the generator runs in a child process
+timepoints = logic.timepoints()
+print(json.dumps({"loaded": {m: m in sys.modules for m in ("torch", "monai", "torchdiffeq")},
+                  "models": names, "missing": missing, "days": [tp.day for tp in timepoints]}))
+'''
+
+
+def test_the_gui_process_never_imports_torch(tmp_path):
+    """A torch imported in Slicer's process locks its DLLs on Windows: the PyTorch extension could not replace it."""
+    import json
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", GUI_PROCESS, str(MODULE_DIR), str(tmp_path)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == {"torch": False, "monai": False, "torchdiffeq": False}, report
+    assert report["missing"] == [] and report["days"] == [0.0, 60.0, 120.0]
+    assert report["models"][0] == "physics"
+
+
+def test_torch_free_lists_match_the_engine():
+    """The panel's model and device lists are written out (importing the engine's would import torch)."""
+    from HybridNeuroLib.device import DEVICE_CHOICES
+    from HybridNeuroLib.hybrid.base import MODEL_MODULES
+    from HybridNeuroLib.segment.bundle import REQUIRED_FILES
+    from HybridNeuroLib.segment.model import DEFAULT_MODEL_FOLDER
+
+    sys.path.insert(0, str(MODULE_DIR))
+    try:
+        forget_module_code()
+        from HybridNeuroModule import Models
+        from HybridNeuroModule.Logic import DEVICES, MODEL_NAMES
+    finally:
+        sys.path.remove(str(MODULE_DIR))
+        forget_module_code()
+    assert MODEL_NAMES == tuple(MODEL_MODULES) and DEVICES == DEVICE_CHOICES
+    assert Models.SHIPPED_MODEL_FOLDER == DEFAULT_MODEL_FOLDER.resolve()
+    assert Models.REQUIRED_FILES["bundle"] == REQUIRED_FILES
+
+
+def test_model_choices_are_checked_and_described(tmp_path):
+    sys.path.insert(0, str(MODULE_DIR))
+    try:
+        forget_module_code()
+        from HybridNeuroModule.Models import KINDS, ModelChoice, modelCard
+    finally:
+        sys.path.remove(str(MODULE_DIR))
+        forget_module_code()
+    assert list(KINDS) == ["shipped", "bundle", "trained"]
+    assert ModelChoice("trained").problems() == ["choose the folder of the trained model folder (hybridneuro train-seg)"]
+    assert "lacks model.pt" in ModelChoice("trained", str(tmp_path)).problems()[0].replace("model.json, ", "")
+    (tmp_path / "model.json").write_text('{"architecture": "UNet", "contrasts": ["t2f"], "spacing_mm": [1, 1, 1]}')
+    (tmp_path / "model.pt").write_bytes(b"")
+    choice = ModelChoice("trained", str(tmp_path))
+    assert choice.problems() == [] and choice.segmentArguments() == {"modelFolder": str(tmp_path)}
+    assert modelCard(choice).splitlines() == ["architecture: UNet", "contrasts: ['t2f']", "spacing_mm: [1, 1, 1]"]
+    assert "Trained on synthetic data only" in modelCard(ModelChoice())
+    assert ModelChoice("zoo").problems()[0].startswith("unknown segmentation model kind 'zoo'")

@@ -18,7 +18,12 @@ import importlib.util
 import sys
 
 from packaging.requirements import Requirement  # shipped with Slicer
-from slicer.i18n import tr as _
+
+try:
+    from slicer.i18n import tr as _
+except ModuleNotFoundError:  # headless (slicer-core): no translations
+    def _(text: str) -> str:
+        return text
 
 from HybridNeuroLib.requirements import MINIMUM_TORCH_VERSION, SLICER_REQUIREMENTS
 
@@ -49,7 +54,7 @@ def installedVersions() -> dict[str, str | None]:
 
 
 def missingRequirements() -> list[str]:
-    """The requirements (torch first) that are not met yet."""
+    """The requirements (torch first) that are not met yet; reads package metadata only (cheap, imports nothing)."""
     return [r for r in (TORCH_REQUIREMENT, *SLICER_REQUIREMENTS) if not isSatisfied(r)]
 
 

@@ -3,6 +3,7 @@
     >>> import HybridNeuro
     >>> logic = HybridNeuro.HybridNeuroLogic()
     >>> volumes = logic.loadSampleCase()                 # {day: {contrast: volume node}}, tissue maps too
+    >>> logic.missingDependencies()                      # [] once torch, MONAI … are installed
     >>> lesions = logic.segmentLesions(volumes)          # one segmentation node per day (edit them if needed)
     >>> fitted = logic.fitModel(lesions)                 # parameter table node (+ fitted.folder)
     >>> forecast = logic.predict([180, 240])             # segmentations, density, browser, plot
@@ -14,12 +15,15 @@ Your own scans: give the volumes with their days, ``{day: volume}`` or ``{day: {
 day from the acquisition date). The fit also needs gm/wm/csf tissue probability volumes
 (``tissue={"gm": …, "wm": …, "csf": …}`` or volumes with the attribute ``HybridNeuro.tissue``).
 
-Each step blocks by default and takes ``onProgress(step, fraction)`` and ``onLog(line)``
-callbacks; with ``blocking=False`` it returns a :class:`StepJob` at once (poll it from a
-timer; its ``job`` is the :class:`HybridNeuroLib.jobs.CliJob`). The work runs in a child
-process executing the ``hybridneuro`` CLI with this Python (Slicer's PythonSlicer), on a
-temporary study folder copied from the nodes: input nodes and the user's files are never
-modified. On failure or cancel nothing is added to the scene and :class:`HybridNeuroError`
+Each step (the sample case too) blocks by default and takes ``onProgress(step, fraction)``
+and ``onLog(line)`` callbacks; with ``blocking=False`` it returns a :class:`StepJob` at once
+(poll it from a timer; its ``job`` is the :class:`HybridNeuroLib.jobs.CliJob`). The work runs
+in a child process executing the ``hybridneuro`` CLI with this Python (Slicer's PythonSlicer),
+on a temporary study folder copied from the nodes: input nodes and the user's files are never
+modified. The child writes UTF-8 whatever the system's code page (PYTHONUTF8, PYTHONIOENCODING),
+computes on ``device`` ("auto", "cuda", "mps", "cpu"; HYBRIDNEURO_DEVICE), and a step whose
+packages are not installed yet is refused before it starts, naming them (:meth:`missingDependencies`,
+:meth:`ensureDependencies`). This process never imports torch: only the child does. On failure or cancel nothing is added to the scene and :class:`HybridNeuroError`
 says what went wrong and what to do. Works without the widget, inside Slicer and headless
 with ``slicer-core``.
 """
@@ -53,6 +57,11 @@ except ModuleNotFoundError:
         return (low, high)
 
 DEFAULT_MODEL = "physics"
+# HybridNeuroLib.hybrid.base.MODEL_MODULES, which cannot be imported here without importing torch
+# (a torch imported in Slicer's process cannot be replaced by the PyTorch extension); tested equal
+MODEL_NAMES = ("physics", "parallel", "series", "parallel-series", "neural-ode", "neural-ode-physics",
+               "solver-in-the-loop")
+DEVICES = ("auto", "cuda", "mps", "cpu")  # HybridNeuroLib.device.DEVICE_CHOICES
 DEFAULT_PREDICT_DAYS = (180.0, 240.0)
 ProgressCallback = Callable[[str, float], None]
 LogCallback = Callable[[str], None]
@@ -69,7 +78,9 @@ class HybridNeuroParameterNode:
     predictDays - days to forecast, separated by spaces.
     fitVoxelMm, fitIterations, fitMembers - fitting grid, Adam iterations, ensemble size (intervals).
     segmentationTta - test-time augmentation when segmenting (4x slower).
-    forceCpu - compute on the CPU even when a GPU is present.
+    segmentationModel, segmentationModelFolder - "shipped", "bundle" (MONAI bundle folder) or "trained"
+        (``hybridneuro train-seg`` folder), and the folder (Models.ModelChoice).
+    device - "auto" (CUDA if torch can use it, else CPU), "cuda", "mps" or "cpu".
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -81,7 +92,9 @@ class HybridNeuroParameterNode:
     fitIterations: Annotated[int, WithinRange(1, 1000)] = 60
     fitMembers: Annotated[int, WithinRange(0, 50)] = 6
     segmentationTta: bool = False
-    forceCpu: bool = False
+    segmentationModel: str = "shipped"
+    segmentationModelFolder: str = ""
+    device: str = "auto"
 
 
 class HybridNeuroError(RuntimeError):
@@ -188,17 +201,21 @@ class StepJob:
 def _failureMessage(step: str, job) -> str:
     if job.cancelled:
         return f"{step} was cancelled; the scene is unchanged and no partial result was kept."
-    return (f"{job.error_message()}\nThe scene is unchanged. Correct what the message names (inputs or settings) "
+    message = job.error_message()
+    if "missing package" in message or "ModuleNotFoundError" in message:
+        return (f"{message}\nThe scene is unchanged. Install the missing packages (Dependencies section: Install "
+                "dependencies, or logic.ensureDependencies()) and run the step again.")
+    return (f"{message}\nThe scene is unchanged. Correct what the message names (inputs or settings) "
             "and run the step again; the full log is in the module's log panel.")
 
 
 def modelNames() -> list[str]:
-    """Forecasting models to choose from (``MODEL_MODULES``); only "physics" until torch is installed."""
-    try:
-        from HybridNeuroLib.hybrid.base import MODEL_MODULES  # imports torch
-    except Exception:  # torch missing (installed on first use) or broken: the physics model needs no choice
-        return [DEFAULT_MODEL]
-    return list(MODEL_MODULES)
+    """Forecasting models to choose from (the engine's registry); imports nothing."""
+    return list(MODEL_NAMES)
+
+
+SAMPLE_COMMAND = "import sys; from HybridNeuroLib.synth.sample import main; sys.exit(main())"
+STUDY_LINE = "study: "  # the sample generator's last line names the study folder
 
 
 class HybridNeuroLogic(ScriptedLoadableModuleLogic):
@@ -239,25 +256,83 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         return Dependencies.installedVersions()
 
     @staticmethod
+    def missingDependencies() -> list[str]:
+        """The requirements not met yet (torch first), e.g. ``["torch>=2.4", "monai>=1.4"]``; imports nothing."""
+        from . import Dependencies
+
+        return Dependencies.missingRequirements()
+
+    @staticmethod
     def ensureDependencies(askConfirmation: bool = True) -> None:
         """Install missing packages (torch via the PyTorch extension first); raises RuntimeError if not possible."""
         from . import Dependencies
 
         Dependencies.ensureDependencies(askConfirmation)
 
-    # -- inputs -------------------------------------------------------------------
-    def loadSampleCase(self) -> dict[float, dict[str, vtkMRMLScalarVolumeNode]]:
-        """Put the embedded synthetic subject into the scene (generated on first use, ~1 min, then cached).
+    def _requireDependencies(self, step: str) -> None:
+        """Refuse ``step`` before any work when its packages are missing (the child would die importing them)."""
+        missing = self.missingDependencies()
+        if missing:
+            raise HybridNeuroError(
+                f"{step} needs Python packages that are not installed yet: {', '.join(missing)}. Install them "
+                "from the module panel (Dependencies: Install dependencies; every step offers it too) or with "
+                "logic.ensureDependencies(), then run the step again. Nothing was changed.")
 
-        Returns {day: {contrast: volume node}}; the gm/wm/csf tissue maps are added too.
+    def deviceStatus(self) -> dict[str, str]:
+        """{"cuda" / "mps" / "cpu": "available" or why not}, as torch in the child process sees them (a few seconds).
+
+        Runs ``python -m HybridNeuroLib.device`` (this process never imports torch).
         """
-        from HybridNeuroLib.synth.sample import sample_case
+        import json
+        import subprocess
 
-        return self.loadStudy(sample_case())
+        noWindow = {"creationflags": subprocess.CREATE_NO_WINDOW} if os.name == "nt" else {}
+        result = subprocess.run([self.python, "-m", "HybridNeuroLib.device"], capture_output=True, encoding="utf-8",
+                                errors="replace", env=self._environment(), stdin=subprocess.DEVNULL, **noWindow)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-3:])
+            raise HybridNeuroError(f"the device check failed (exit code {result.returncode}): {tail}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
-    def loadStudy(self, studyFolder: str | os.PathLike) -> dict[float, dict[str, vtkMRMLScalarVolumeNode]]:
-        """Add a ``hybridneuro-study/1`` folder's scans (with days and contrasts) and tissue maps to the scene."""
+    # -- inputs -------------------------------------------------------------------
+    def loadSampleCase(self, *, onProgress: ProgressCallback | None = None, onLog: LogCallback | None = None,
+                       blocking: bool = True):
+        """Put the embedded synthetic subject into the scene: {day: {contrast: volume node}}, tissue maps too.
+
+        Generated in a background process on first use (seconds to a minute), then cached
+        (``HybridNeuroLib.synth.sample``); a :class:`StepJob` if not ``blocking``. Its volumes are
+        marked synthetic (attribute ``HybridNeuro.synthetic``), so the shipped model segments them without
+        a warning.
+        """
+        self._requireDependencies("sample case")
+        run = self._newRun("sample")
+        command = [self.python, "-c", SAMPLE_COMMAND, "--progress-lines"]
+
+        def finish():
+            studies = [line[len(STUDY_LINE):] for line in step.job.lines if line.startswith(STUDY_LINE)]
+            if not studies:
+                raise HybridNeuroError("the sample generator did not say where the study is; see the log")
+            return self.loadStudy(studies[-1], synthetic=True)
+
+        step = self._start("sample case", [], run, None, finish, False, "auto", onProgress, onLog, False,
+                           command=command)
+        return step.wait() if blocking else step
+
+    def loadStudy(self, studyFolder: str | os.PathLike, *, synthetic: bool | None = None
+                  ) -> dict[float, dict[str, vtkMRMLScalarVolumeNode]]:
+        """Add a ``hybridneuro-study/1`` folder's scans (with days and contrasts) and tissue maps to the scene.
+
+        ``synthetic``: mark the volumes as a synthetic subject's (None: when the folder was written by
+        ``hybridneuro synth``, i.e. has a ``truth`` folder with ``parameters.json`` beside it).
+        """
+        from . import Models
+
+        if synthetic is None:
+            synthetic = (Path(studyFolder).parent / "truth" / "parameters.json").is_file()
         _, volumes = Results.addStudyVolumes(studyFolder, self.scene)
+        if synthetic:
+            for node in (node for contrasts in volumes.values() for node in contrasts.values()):
+                node.SetAttribute(Models.SYNTHETIC_ATTRIBUTE, "1")
         return volumes
 
     def timepoints(self, volumes=None) -> list:
@@ -300,17 +375,31 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
     # -- steps --------------------------------------------------------------------
     def segmentLesions(self, volumes=None, *, patient: str | None = None, modelFolder: str | None = None,
                        bundleFolder: str | None = None, tta: bool = False, forceCpu: bool = False,
-                       onProgress: ProgressCallback | None = None, onLog: LogCallback | None = None,
-                       blocking: bool = True):
+                       device: str = "auto", onProgress: ProgressCallback | None = None,
+                       onLog: LogCallback | None = None, blocking: bool = True):
         """Segment the lesion of every timepoint (MONAI): one segmentation node per day, "<patient> lesion day <d>".
 
         ``volumes`` as in :meth:`timepoints`; each timepoint needs the contrasts the model uses
         (the shipped model: t1n, t1c, t2w, t2f). ``modelFolder`` (from ``hybridneuro train-seg``)
-        or ``bundleFolder`` (a MONAI bundle you trust) replace the shipped synthetic-data model.
-        Returns the list of segmentation nodes (a :class:`StepJob` if not ``blocking``).
+        or ``bundleFolder`` (a MONAI bundle you trust: loading one runs the code its configs name)
+        replace the shipped synthetic-data model; a folder lacking the model's files is refused before
+        any work. The shipped model on scans not marked synthetic logs a warning (its lesions on real
+        scans are not meaningful). Returns the list of segmentation nodes (a :class:`StepJob` if not
+        ``blocking``).
         """
+        import logging
+
         from HybridNeuroLib.mrml import study_nodes
 
+        from . import Models
+
+        if modelFolder and bundleFolder:
+            raise study_nodes.StudyInputError(["give modelFolder or bundleFolder, not both"])
+        choice = (Models.ModelChoice("bundle", str(bundleFolder)) if bundleFolder else
+                  Models.ModelChoice("trained", str(modelFolder)) if modelFolder else Models.ModelChoice())
+        if choice.problems():
+            raise study_nodes.StudyInputError(choice.problems())
+        self._requireDependencies("segment")
         timepoints = self.timepoints(volumes)
         unnamed = [f"'{tp.volumes[key].GetName()}' (day {study_nodes.day_text(tp.day)})"
                    for tp in timepoints for key in tp.guessed]
@@ -319,6 +408,11 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
                 f"volume {name}: its contrast is unknown; put t1n, t1c, t2w or t2f (or FLAIR) in its name or set its "
                 f"attribute {study_nodes.CONTRAST_ATTRIBUTE}" for name in unnamed])
         patient = self.patientName([n for tp in timepoints for n in tp.volumes.values()], patient)
+        warning = Models.syntheticModelWarning(choice, [n for tp in timepoints for n in tp.volumes.values()])
+        if warning:
+            logging.warning(warning)
+            if onLog:
+                onLog(f"WARNING: {warning}")
         run = self._newRun("segment")
         with _removedOnError(run):
             study = study_nodes.write_study_folder(run / "study", patient, timepoints)
@@ -335,7 +429,8 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         def finish():
             return self._addLesions(run / "segment", patient, timepoints)
 
-        return self._start("segment", arguments, run, run / "segment", finish, forceCpu, onProgress, onLog, blocking)
+        return self._start("segment", arguments, run, run / "segment", finish, forceCpu, device, onProgress, onLog,
+                           blocking)
 
     def _addLesions(self, folder: Path, patient: str, timepoints: list) -> list:
         import SimpleITK as sitk
@@ -358,7 +453,7 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
                  model: str = DEFAULT_MODEL, patient: str | None = None, voxelMm: float | None = None,
                  starts: int | None = None, iterations: int | None = None, members: int | None = None,
                  seed: int | None = None, extraArguments: Sequence[str] = (), forceCpu: bool = False,
-                 onProgress: ProgressCallback | None = None, onLog: LogCallback | None = None,
+                 device: str = "auto", onProgress: ProgressCallback | None = None, onLog: LogCallback | None = None,
                  blocking: bool = True):
         """Fit the growth model to the observed lesions: a parameter table node "<patient> <model> fit parameters".
 
@@ -377,6 +472,7 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         """
         from HybridNeuroLib.mrml import study_nodes
 
+        self._requireDependencies("fit")
         pairs = self._lesionsWithDays(lesions)
         timepoints = self._lesionTimepoints(pairs, volumes)
         if tissue is None:
@@ -420,11 +516,11 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
                                        [node for _, node in pairs])
             return self.lastFit
 
-        return self._start("fit", arguments, run, run / "fit", finish, forceCpu, onProgress, onLog, blocking)
+        return self._start("fit", arguments, run, run / "fit", finish, forceCpu, device, onProgress, onLog, blocking)
 
     def predict(self, days: Sequence[float] = DEFAULT_PREDICT_DAYS, *, fitted: FittedModel | None = None,
-                forceCpu: bool = False, onProgress: ProgressCallback | None = None, onLog: LogCallback | None = None,
-                blocking: bool = True):
+                forceCpu: bool = False, device: str = "auto", onProgress: ProgressCallback | None = None,
+                onLog: LogCallback | None = None, blocking: bool = True):
         """Forecast ``days`` (after the last observed day) from ``fitted`` (default: the last fit).
 
         Adds a segmentation per predicted day ("<patient> forecast day <d>"), density and lesion
@@ -440,6 +536,7 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         fitted = fitted or self.lastFit
         if fitted is None:
             raise StudyInputError(["no fitted model: run fitModel (Fit model) first"])
+        self._requireDependencies("predict")
         days = sorted({float(day) for day in days})
         last = fitted.observedDays[-1]
         wrong = [day for day in days if not math.isfinite(day) or day <= last]
@@ -461,14 +558,15 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
             self._showInSlicer(nodes)
             return Forecast(folder=run / "forecast", **nodes)
 
-        return self._start("predict", arguments, run, run / "forecast", finish, forceCpu, onProgress, onLog, blocking)
+        return self._start("predict", arguments, run, run / "forecast", finish, forceCpu, device, onProgress, onLog,
+                           blocking)
 
     def treatmentScenarios(self, days: Sequence[float] = DEFAULT_PREDICT_DAYS, *, fitted: FittedModel | None = None,
                            resectionDay: float | None = None, resectionFraction: float | None = None,
                            rtStartDay: float | None = None, rtDosePerFractionGy: float | None = None,
                            rtFractions: int | None = None, chemoStartDay: float | None = None,
                            chemoEndDay: float | None = None, chemoKillRatePerDay: float | None = None,
-                           forceCpu: bool = False, onProgress: ProgressCallback | None = None,
+                           forceCpu: bool = False, device: str = "auto", onProgress: ProgressCallback | None = None,
                            onLog: LogCallback | None = None, blocking: bool = True):
         """Compare treatments on the fitted patient (``hybridneuro treat``; needs the physics model).
 
@@ -486,6 +584,7 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         fitted = fitted or self.lastFit
         if fitted is None:
             raise StudyInputError(["no fitted model: run fitModel (Fit model) first"])
+        self._requireDependencies("treat")
         days = sorted({float(day) for day in days})
         if not days or not all(math.isfinite(day) for day in days):
             raise StudyInputError([f"days for the scenarios' lesions must be finite numbers, got {days or 'none'}"])
@@ -508,7 +607,8 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
             self._showInSlicer(nodes)
             return TreatmentScenarios(folder=run / "treat", **nodes)
 
-        return self._start("treat", arguments, run, run / "treat", finish, forceCpu, onProgress, onLog, blocking)
+        return self._start("treat", arguments, run, run / "treat", finish, forceCpu, device, onProgress, onLog,
+                           blocking)
 
     # -- demo lesion (no engine computation) ------------------------------------------
     @staticmethod
@@ -536,25 +636,37 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
         run.mkdir()
         return run
 
-    def _environment(self, forceCpu: bool) -> dict[str, str]:
+    def _environment(self, forceCpu: bool = False, device: str = "auto") -> dict[str, str]:
+        """The child's environment: this engine on its path, UTF-8 output, the device choice."""
         import HybridNeuroLib
 
+        if device not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
         environment = dict(os.environ)
         # a source checkout's engine is on sys.path of this process only: hand it to the child
         engineRoot = str(Path(HybridNeuroLib.__file__).resolve().parent.parent)
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [engineRoot, environment.get("PYTHONPATH")]))
-        if forceCpu:
+        # the child prints ρ, ², … : in Windows' ANSI code page that is a UnicodeEncodeError; the job reads UTF-8
+        environment["PYTHONUTF8"] = "1"
+        environment["PYTHONIOENCODING"] = "utf-8"
+        environment["HYBRIDNEURO_DEVICE"] = "cpu" if forceCpu else device  # HybridNeuroLib.device reads it
+        if forceCpu or device == "cpu":
             environment["CUDA_VISIBLE_DEVICES"] = ""  # torch in the child sees no GPU
         return environment
 
-    def _start(self, step: str, arguments: list[str], run: Path, out: Path, finish, forceCpu: bool, onProgress,
-               onLog, blocking: bool):
-        """Run ``hybridneuro <arguments>`` into ``out``; ``finish`` adds the nodes; ``run`` is deleted on failure."""
+    def _start(self, step: str, arguments: list[str], run: Path, out: Path | None, finish, forceCpu: bool,
+               device: str, onProgress, onLog, blocking: bool, command: list[str] | None = None):
+        """Run ``hybridneuro <arguments>`` into ``out``; ``finish`` adds the nodes; ``run`` is deleted on failure.
+
+        ``command`` replaces the ``hybridneuro`` command line (the sample generator is not a CLI command).
+        """
         from HybridNeuroLib.jobs import CliJob
 
-        job = CliJob(arguments, out=out, python=self.python, environment=self._environment(forceCpu),
+        job = CliJob(arguments, out=out, python=self.python, environment=self._environment(forceCpu, device),
                      on_progress=(lambda record: onProgress(record["step"], float(record["fraction"])))
                      if onProgress else None, on_line=onLog)
+        if command is not None:
+            job.command = command
 
         def cleanup():
             shutil.rmtree(run, ignore_errors=True)

@@ -3,14 +3,18 @@
     >>> import HybridNeuro
     >>> HybridNeuro.HybridNeuroTest().runTest()
 
-It needs no download and no torch: it builds a small oblique, anisotropic volume in the
-scene and checks what the logic's demo overlay adds, and that the input is left untouched;
-and that the workflow's inputs are checked before any work (volumes without a day, days
-out of order). The workflow itself (segment, fit, predict in background processes) is
-tested headless by ``Testing/test_module_logic.py``.
+It needs no download. Three tests: the demo overlay on a small oblique, anisotropic volume
+(what it adds, the input untouched); the workflow's input checks (volumes without a day,
+days out of order); and the whole workflow on the sample case — loaded, segmented, fitted
+(tiny settings) and forecast, each in a background process as the panel runs them — with
+the nodes it adds checked. The last one needs the Python packages (``HybridNeuroLogic.
+ensureDependencies()``; it is skipped, saying so, without them) and takes a minute or two.
+``Testing/test_module_ui.py`` runs all three headless on a ``slicer-core`` scene.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -31,6 +35,8 @@ class HybridNeuroTest(ScriptedLoadableModuleTest):
         self.test_createDemoOverlay()
         self.setUp()
         self.test_workflowInputsAreChecked()
+        self.setUp()
+        self.test_sampleCaseWorkflow()
 
     @staticmethod
     def _syntheticVolume() -> slicer.vtkMRMLScalarVolumeNode:
@@ -111,6 +117,62 @@ class HybridNeuroTest(ScriptedLoadableModuleTest):
             logic.segmentLesions([first, second])
         self.assertEqual([tp.day for tp in logic.timepoints()], [0.0, 60.0])  # the scene: ordered by day
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+        self.delayDisplay("Test passed")
+
+
+    def test_sampleCaseWorkflow(self) -> None:
+        """Sample case → segment → fit → predict, each step in the background, as the panel runs them."""
+        import math
+
+        from HybridNeuroLib.labels import BRATS_LABELS
+        from HybridNeuroLib.mrml.segmentations import segment_terminology
+
+        logic = HybridNeuroLogic()
+        missing = logic.missingDependencies()
+        if missing:
+            self.skipTest(f"needs the Python packages {missing}: run HybridNeuroLogic().ensureDependencies()")
+        progress = []
+
+        def run(step):  # a background StepJob, polled as the panel's timer does
+            while (result := step.poll()) is None and not step.done:
+                if hasattr(slicer, "app"):
+                    slicer.app.processEvents()
+                time.sleep(0.1)
+            return result
+
+        self.delayDisplay("Loading the sample case in the background")
+        volumes = run(logic.loadSampleCase(blocking=False, onProgress=lambda s, f: progress.append((s, f))))
+        self.assertEqual(sorted(volumes), [0.0, 60.0, 120.0])
+        self.assertEqual(sorted(volumes[0.0]), ["t1c", "t1n", "t2f", "t2w"])
+        self.assertTrue(all(node.GetAttribute("HybridNeuro.synthetic") == "1"
+                            for contrasts in volumes.values() for node in contrasts.values()))
+
+        self.delayDisplay("Segmenting the lesions (shipped model)")
+        lesions = run(logic.segmentLesions(volumes, device="cpu", blocking=False,
+                                           onProgress=lambda s, f: progress.append((s, f))))
+        self.assertEqual([node.GetName() for node in lesions],
+                         [f"synth-2024 lesion day {day}" for day in (0, 60, 120)])
+        for node in lesions:
+            segmentation = node.GetSegmentation()
+            self.assertEqual([segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())],
+                             [label.name for label in BRATS_LABELS])
+            self.assertIn("SCT^79654002^Edema", segment_terminology(segmentation.GetSegment(
+                segmentation.GetSegmentIdBySegmentName("edema"))))
+
+        self.delayDisplay("Fitting the growth model (tiny settings)")
+        fitted = run(logic.fitModel(lesions, voxelMm=4, starts=1, iterations=5, members=0, device="cpu",
+                                    blocking=False))
+        self.assertEqual(fitted.table.GetName(), "synth-2024 physics fit parameters")
+        self.assertTrue(math.isfinite(fitted.parameters["D_w_mm2_per_day"]) and fitted.parameters["D_w_mm2_per_day"] > 0)
+
+        self.delayDisplay("Forecasting days 180 and 240")
+        forecast = run(logic.predict([180, 240], fitted=fitted, device="cpu", blocking=False))
+        self.assertEqual(sorted(forecast.segmentations), [180.0, 240.0])
+        self.assertEqual(forecast.segmentations[240.0].GetName(), "synth-2024 forecast day 240")
+        whole = {row["day"]: row["whole_ml"] for row in forecast.volumes}
+        self.assertGreater(whole[240.0], whole[120.0])  # the untreated forecast grows
+        self.assertEqual(forecast.browser.GetMasterSequenceNode().GetNumberOfDataNodes(), 5)
+        self.assertTrue(progress and progress[-1][1] == 1.0)
         self.delayDisplay("Test passed")
 
 

@@ -4,9 +4,12 @@
     >>> widget.ui.loadSampleButton.click()                # then Segment lesions, Fit model, Predict
 
 The layout is ``Resources/UI/HybridNeuro.ui``; each widget bound to a parameter carries a
-``SlicerParameterName`` property naming a field of ``HybridNeuroParameterNode``. Steps run
-in a background process (``HybridNeuroLogic`` with ``blocking=False``), polled by a timer
-that drives the progress bar and log; Cancel stops the process and nothing is added.
+``SlicerParameterName`` property naming a field of ``HybridNeuroParameterNode``. Steps (and
+loading the sample case) run in a background process (``HybridNeuroLogic`` with
+``blocking=False``), polled by a timer that drives the progress bar and log; Cancel stops the
+process and nothing is added. Before each step the panel checks (from package metadata, without
+importing torch) that the Python packages are installed and offers to install them; before the
+shipped synthetic-data model segments real scans it warns and offers to stop.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from .Logic import HybridNeuroLogic, HybridNeuroParameterNode, modelNames
+from . import Models
+from .Logic import DEVICES, HybridNeuroLogic, HybridNeuroParameterNode, modelNames
 
 VOLUME_COLUMN, CONTRAST_COLUMN, DAY_COLUMN = 0, 1, 2
 POLL_INTERVAL_MS = 200
@@ -50,7 +54,10 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.inputsTableWidget.setHorizontalHeaderLabels([_("Volume"), _("Contrast"), _("Day")])
         self.ui.inputsTableWidget.horizontalHeader().setStretchLastSection(True)
-        self.ui.modelComboBox.addItems(modelNames())  # imports torch if present: only "physics" without it
+        self.ui.modelComboBox.addItems(modelNames())  # imports nothing: torch is imported only by the child
+        self.ui.deviceComboBox.addItems(list(DEVICES))
+        for kind, title in Models.KINDS.items():
+            self.ui.segmentationModelComboBox.addItem(_(title), kind)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -63,6 +70,10 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.treatButton.connect("clicked(bool)", self.onTreat)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.modelComboBox.connect("currentTextChanged(QString)", self.onModelChanged)
+        self.ui.deviceComboBox.connect("currentTextChanged(QString)", self.onDeviceChanged)
+        self.ui.checkDevicesButton.connect("clicked(bool)", self.onCheckDevices)
+        self.ui.segmentationModelComboBox.connect("currentIndexChanged(int)", self.onSegmentationModelChanged)
+        self.ui.segmentationModelPathLineEdit.connect("currentPathChanged(QString)", self.onSegmentationModelChanged)
         self.ui.createDemoOverlayButton.connect("clicked(bool)", self.onCreateDemoOverlay)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
 
@@ -101,6 +112,11 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._parameterNode.inputVolume = firstVolume
         index = self.ui.modelComboBox.findText(self._parameterNode.model)
         self.ui.modelComboBox.setCurrentIndex(max(index, 0))
+        self.ui.deviceComboBox.setCurrentIndex(max(self.ui.deviceComboBox.findText(self._parameterNode.device), 0))
+        self.ui.segmentationModelPathLineEdit.currentPath = self._parameterNode.segmentationModelFolder
+        self.ui.segmentationModelComboBox.setCurrentIndex(
+            max(self.ui.segmentationModelComboBox.findData(self._parameterNode.segmentationModel), 0))
+        self.showModelCard()
 
     def setParameterNode(self, parameterNode: HybridNeuroParameterNode | None) -> None:
         if self._parameterNode:
@@ -118,6 +134,33 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode and text:
             self._parameterNode.model = text
 
+    def onDeviceChanged(self, text: str) -> None:
+        if self._parameterNode and text:
+            self._parameterNode.device = text
+
+    def onCheckDevices(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot check the devices."), waitCursor=True):
+            status = self.logic.deviceStatus()
+            self.ui.deviceStatusLabel.text = "\n".join(f"{name}: {state}" for name, state in status.items())
+
+    # -- segmentation model ----------------------------------------------------------
+    def segmentationModelChoice(self) -> Models.ModelChoice:
+        kind = self.ui.segmentationModelComboBox.currentData or "shipped"
+        return Models.ModelChoice(kind, self.ui.segmentationModelPathLineEdit.currentPath.strip())
+
+    def onSegmentationModelChanged(self, *args) -> None:
+        choice = self.segmentationModelChoice()
+        self.ui.segmentationModelPathLineEdit.enabled = choice.kind != "shipped"
+        if self._parameterNode:
+            self._parameterNode.segmentationModel = choice.kind
+            self._parameterNode.segmentationModelFolder = choice.folder
+        self.showModelCard()
+
+    def showModelCard(self) -> None:
+        choice = self.segmentationModelChoice()
+        self.ui.modelCardTextEdit.setPlainText(Models.modelCard(choice))
+        self.ui.syntheticModelWarningLabel.visible = choice.syntheticOnly
+
     def updateButtons(self, caller=None, event=None) -> None:
         running = self._step is not None
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
@@ -125,7 +168,8 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.createDemoOverlayButton.toolTip = (
             _("Add a demo tumor-cell density and lesion segmentation centred in the input volume")
             if hasInput else _("Select an input volume first"))
-        for button in (self.ui.loadSampleButton, self.ui.segmentButton, self.ui.fitButton):
+        for button in (self.ui.loadSampleButton, self.ui.segmentButton, self.ui.fitButton,
+                       self.ui.installDependenciesButton):
             button.enabled = not running
         for button in (self.ui.predictButton, self.ui.treatButton):
             button.enabled = not running and self.logic.lastFit is not None
@@ -136,6 +180,28 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.dependencyStatusLabel.text = ", ".join(
             f"{name} {version}" if version else _("{name} missing").format(name=name)
             for name, version in versions.items())
+        if self.logic.missingDependencies():  # a first use: show what is missing without a click
+            self.ui.dependenciesCollapsibleButton.collapsed = False
+
+    def dependenciesReady(self) -> bool:
+        """True when every package a step needs is installed, after offering to install what is missing."""
+        missing = self.logic.missingDependencies()
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                _("This step needs Python packages that are not installed yet:\n\n{packages}\n\nInstall them now? "
+                  "PyTorch comes from the PyTorch extension, the others from the Python Package Index; this may "
+                  "take several minutes and may ask for a restart of Slicer.").format(packages="\n".join(missing)),
+                windowTitle=_("HybridNeuro: install Python packages")):
+            self.ui.statusLabel.text = _("Not started: Python packages missing ({packages}).").format(
+                packages=", ".join(missing))
+            return False
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages.")):  # installers show dialogs
+                self.logic.ensureDependencies(askConfirmation=False)
+        finally:
+            self.updateDependencyStatus()
+        return not self.logic.missingDependencies()
 
     # -- inputs table ----------------------------------------------------------------
     def refreshInputs(self) -> None:
@@ -182,22 +248,34 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- steps -----------------------------------------------------------------------
     def onLoadSample(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the sample case."), waitCursor=True):
-            self.logic.loadSampleCase()
-            self.refreshInputs()
+        if not self.dependenciesReady():
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the sample case.")):
+            self.startStep(self.logic.loadSampleCase(**self._callbacks(withDevice=False)))
 
     def onSegment(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Cannot segment the lesions."), waitCursor=True):
+        if not self.dependenciesReady():
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot segment the lesions.")):
+            volumes, choice = self.tableVolumes(), self.segmentationModelChoice()
+            warning = Models.syntheticModelWarning(choice, [n for byContrast in volumes.values()
+                                                            for n in byContrast.values()])
+            if warning and not slicer.util.confirmOkCancelDisplay(
+                    warning + "\n\n" + _("Segment with the synthetic-data model anyway?"),
+                    windowTitle=_("HybridNeuro: synthetic-data model")):
+                return
             self.startStep(self.logic.segmentLesions(
-                self.tableVolumes(), patient=self._parameterNode.patientName or None,
-                tta=self._parameterNode.segmentationTta, forceCpu=self._parameterNode.forceCpu, **self._callbacks()))
+                volumes, patient=self._parameterNode.patientName or None, tta=self._parameterNode.segmentationTta,
+                **choice.segmentArguments(), **self._callbacks()))
 
     def onFit(self) -> None:
+        if not self.dependenciesReady():
+            return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Cannot fit the model."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Cannot fit the model.")):
             self.startStep(self.logic.fitModel(
                 None, volumes=self.tableVolumes(), model=p.model, patient=p.patientName or None, voxelMm=p.fitVoxelMm,
-                iterations=p.fitIterations, members=p.fitMembers, forceCpu=p.forceCpu, **self._callbacks()))
+                iterations=p.fitIterations, members=p.fitMembers, **self._callbacks()))
 
     def predictDays(self) -> list[float]:
         try:
@@ -206,17 +284,22 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise ValueError(_("Predict days must be numbers separated by spaces, e.g. 180 240")) from None
 
     def onPredict(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Cannot predict."), waitCursor=True):
-            self.startStep(self.logic.predict(self.predictDays(), forceCpu=self._parameterNode.forceCpu,
-                                              **self._callbacks()))
+        if not self.dependenciesReady():
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot predict.")):
+            self.startStep(self.logic.predict(self.predictDays(), **self._callbacks()))
 
     def onTreat(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Cannot compare treatment scenarios."), waitCursor=True):
-            self.startStep(self.logic.treatmentScenarios(self.predictDays(), forceCpu=self._parameterNode.forceCpu,
-                                                         **self._callbacks()))
+        if not self.dependenciesReady():
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot compare treatment scenarios.")):
+            self.startStep(self.logic.treatmentScenarios(self.predictDays(), **self._callbacks()))
 
-    def _callbacks(self) -> dict:
-        return {"onProgress": self.onProgress, "onLog": self.appendLog, "blocking": False}
+    def _callbacks(self, withDevice: bool = True) -> dict:
+        callbacks = {"onProgress": self.onProgress, "onLog": self.appendLog, "blocking": False}
+        if withDevice:
+            callbacks["device"] = self._parameterNode.device
+        return callbacks
 
     def startStep(self, step) -> None:
         self._step = step
@@ -245,6 +328,8 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._endStep()
         self.ui.progressBar.value = 100
         self.ui.statusLabel.text = _("{step}: done.").format(step=step.step)
+        if step.step == "sample case":
+            self.refreshInputs()
         if step.step == "fit":
             self.ui.statusLabel.text += " " + _("Parameters in table '{name}'.").format(name=result.table.GetName())
 

@@ -11,6 +11,12 @@ observed at days 0, 60, 120, predictions at 180 and 240, fixed parameters (D_w 0
 ρ 0.025 /day, anisotropy 3, treatment at day 90). Generation takes well under a minute on
 2 cores; it is written to a temporary folder and renamed, so a half-written cache is never
 used. Nothing large is committed to the repository.
+
+The Slicer module generates it in a background process, reading progress lines::
+
+    $ python -c "import sys; from HybridNeuroLib.synth.sample import main; sys.exit(main())" --progress-lines
+
+(its last line is ``study: <folder>``; ``-c`` rather than ``-m``, which would import this module twice).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from HybridNeuroLib import __version__
 from HybridNeuroLib.synth.parameters import SubjectParameters, Treatment
@@ -40,8 +47,11 @@ def sample_case_folder() -> Path:
     return cache_root() / f"sample-{__version__}"
 
 
-def sample_case(*, regenerate: bool = False) -> Path:
-    """The sample case's study folder, generating it first if it is not cached."""
+def sample_case(*, regenerate: bool = False, on_progress: Callable[[str, float], None] | None = None) -> Path:
+    """The sample case's study folder, generating it first if it is not cached.
+
+    ``on_progress(stage, fraction)`` is called while generating (not when the cache is used).
+    """
     from HybridNeuroLib.synth.generator import generate_subject
 
     folder = sample_case_folder()
@@ -52,7 +62,7 @@ def sample_case(*, regenerate: bool = False) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=".sample-", dir=folder.parent))
         try:
             generate_subject(SAMPLE_SEED, staging, days=SAMPLE_DAYS, predict_days=SAMPLE_PREDICT_DAYS, voxel_mm=2,
-                             parameters=SAMPLE_PARAMETERS)
+                             parameters=SAMPLE_PARAMETERS, on_progress=on_progress)
             try:
                 staging.rename(folder)
             except OSError:  # another process finished first: use its copy
@@ -61,3 +71,23 @@ def sample_case(*, regenerate: bool = False) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return folder / "study"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Make sure the sample case exists (generating it with progress) and print ``study: <folder>`` last."""
+    import argparse
+
+    from HybridNeuroLib.progress import Progress
+
+    parser = argparse.ArgumentParser(prog="sample_case", description=__doc__.splitlines()[0])
+    parser.add_argument("--progress-lines", action="store_true", help="print machine-readable progress lines")
+    parser.add_argument("--regenerate", action="store_true", help="generate it again even if it is cached")
+    args = parser.parse_args(argv)
+    with Progress("sample case", total=100, unit="%", machine_lines=args.progress_lines) as progress:
+        def report(stage: str, fraction: float) -> None:
+            progress.advance(max(0.0, 100.0 * fraction - progress.done))
+        study = sample_case(regenerate=args.regenerate, on_progress=report)
+        progress.advance(100.0 - progress.done)
+    print(f"study: {study}", flush=True)
+    return 0
+
