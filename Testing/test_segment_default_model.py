@@ -49,7 +49,8 @@ def test_segment_command_writes_labels_and_masks_outside_the_study(held_out, tmp
     out = tmp_path / "seg"
     assert main(["segment", str(held_out), "--out", str(out), "--cpu"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"seg_{tp}{suffix}.nii.gz" for tp in ("tp0", "tp1") for suffix in ("", "_netc", "_snfh", "_et"))
+        [".hybridneuro-outputs.json"] + [f"seg_{tp}{suffix}.nii.gz" for tp in ("tp0", "tp1")
+                                         for suffix in ("", "_netc", "_snfh", "_et")])
     study = read_study(held_out)
     for tp in study.timepoints:
         labels = sitk.ReadImage(str(out / f"seg_{tp.id}.nii.gz"))

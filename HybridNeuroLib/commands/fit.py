@@ -27,6 +27,7 @@ from HybridNeuroLib.outputs import staged_output
 from HybridNeuroLib.pipeline import (SEGMENTATION_FOLDER, TISSUE_FOLDER, available_models, check_model_folder,
                                      check_model_name, derive_tissue, fit_model, model_options, physics_result,
                                      save_fit, segment_missing)
+from HybridNeuroLib.fit.study_fit import chosen_timepoints
 from HybridNeuroLib.study import read_study
 
 
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     settings = fit_settings(args)
     with staged_output(args.out, inputs=inputs, overwrite=args.overwrite, command="fit") as staging:
         study = read_study(study_folder)
+        chosen_timepoints(study, args.timepoints)  # unknown ids refused before segmentation and tissue
         if not model_options(name, settings):
             print(f"note: model {name!r} is not fitted with FitSettings; --voxel-mm, --starts, … are ignored")
         study, derived = segment_missing(study, staging / SEGMENTATION_FOLDER, args.segmentation_model,

@@ -42,15 +42,29 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_new_model_folder(out: str, data: str, resume: bool) -> None:
+    """OUT apart from DATA, and new or empty — or, with ``resume``, a folder holding a checkpoint."""
+    from HybridNeuroLib.outputs import check_apart_from_inputs, check_output_folder
+    from HybridNeuroLib.segment.training import CHECKPOINT
+
+    folder = check_apart_from_inputs(out, [data])
+    if resume:
+        return
+    if (folder / CHECKPOINT).is_file():
+        raise FileExistsError(f"{folder} holds a training checkpoint ({CHECKPOINT}): continue that training with "
+                              "--resume, or choose a new output folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise FileExistsError(f"output folder {folder} exists and is not empty; choose a new output folder")
+    check_output_folder(folder)  # not a file, nor under one
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from HybridNeuroLib.device import pick_device
-    from HybridNeuroLib.outputs import check_apart_from_inputs, check_output_folder
     from HybridNeuroLib.segment.training import TrainConfig, collect_cases, train_segmentation
 
-    # before any work: never inside or around the data; a new model folder unless resuming one
-    check_apart_from_inputs(args.out, [args.data]) if args.resume else check_output_folder(args.out, inputs=[args.data])
+    check_new_model_folder(args.out, args.data, args.resume)  # before any work
 
     for name in ("epochs", "steps_per_epoch", "batch_size", "roi"):
         if getattr(args, name) < 1:
