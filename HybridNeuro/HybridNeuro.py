@@ -47,6 +47,7 @@ def _reloadParts() -> None:
 _addSourceCheckoutToPath()
 _reloadParts()
 
+from HybridNeuroLib.requirements import MINIMUM_PYTHON, MINIMUM_SLICER_VERSION  # noqa: E402
 from HybridNeuroModule.Logic import HybridNeuroLogic, HybridNeuroParameterNode  # noqa: E402, F401
 from HybridNeuroModule.SelfTest import HybridNeuroTest  # noqa: E402, F401
 from HybridNeuroModule.Widget import HybridNeuroWidget  # noqa: E402, F401
@@ -60,11 +61,16 @@ class HybridNeuro(ScriptedLoadableModule):
         self.parent.title = _("HybridNeuro")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Neuroimaging")]
         self.parent.dependencies = []
-        self.parent.contributors = ["HybridNeuro developers"]
+        self.parent.contributors = ["HybridNeuro contributors (HybridNeuro project)"]  # = CMakeLists.txt
         self.parent.helpText = _(
-            "Models how brain lesions progress with hybrid physics–neural models and shows the "
+            "Forecasts glioma growth with hybrid physics–neural models and shows the "
             "predicted tumor-cell density and lesion segmentations over the patient's scans. "
-            "See the <a href=\"https://github.com/hybridneuro/SlicerHybridNeuro\">project page</a>.")
+            "See the <a href=\"https://github.com/hybridneuro/SlicerHybridNeuro/blob/main/README.md\">README</a>.")
+        if sys.version_info < MINIMUM_PYTHON:  # an older Slicer: say so instead of failing on the first click
+            self.parent.helpText += _(" <b>This Slicer is too old: HybridNeuro needs Slicer {version} or newer "
+                                      "(Python {python}).</b>").format(version=MINIMUM_SLICER_VERSION,
+                                                                       python=".".join(map(str, MINIMUM_PYTHON)))
         self.parent.acknowledgementText = _(
-            "Developed by the HybridNeuro developers. Torch comes from the PyTorch extension; "
-            "the engine uses MONAI, torchdiffeq and SimpleITK.")
+            "Developed by the HybridNeuro contributors. Torch comes from the PyTorch extension; "
+            "the engine uses MONAI, torchdiffeq and SimpleITK. Brain anatomy: the SRI24 atlas (Rohlfing et al., "
+            "Hum. Brain Mapp. 2010; CC BY-SA 3.0).")

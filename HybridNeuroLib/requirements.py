@@ -8,9 +8,17 @@ Exact pins for the headless environment live in ``pyproject.toml``. Inside Slice
 torch comes from the PyTorch extension (``PyTorchUtils``) and SimpleITK/numpy are
 Slicer's own, so only the remaining packages are listed here, with the oldest
 versions the engine is known to work with.
+
+The oldest Slicer is decided by the engine's Python: it needs Python ≥ 3.10 syntax
+(``isinstance(x, list | tuple)``) and is tested on 3.11; Slicer 5.8 and older ship Python 3.9,
+Slicer 5.10 ships 3.12. ``SLICER_PROVIDED`` are the oldest numpy and SimpleITK the
+module-facing tests run with (``make test-oldest``); Slicer 5.10's own are newer.
 """
 
+MINIMUM_SLICER_VERSION = "5.10"
+MINIMUM_PYTHON = (3, 11)
 MINIMUM_TORCH_VERSION = "2.4"
+SLICER_PROVIDED: tuple[str, ...] = ("numpy>=2.0", "SimpleITK>=2.4")
 
 SLICER_REQUIREMENTS: tuple[str, ...] = (
     "monai>=1.4",

@@ -291,3 +291,64 @@ def test_every_engine_dependency_is_installed_inside_slicer_too():
               tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     provided_by_slicer = {"torch", "simpleitk", "numpy"}   # PyTorch extension; Slicer's own
     assert pinned - provided_by_slicer == {Requirement(r).name.lower() for r in SLICER_REQUIREMENTS}
+
+
+# -- honest metadata: what the index shows must be true and must resolve ------------------------
+def test_urls_point_at_files_of_this_repository(top_level):
+    _, variables = top_level
+    entry = json.loads((ROOT / "HybridNeuro.json").read_text(encoding="utf-8"))
+    repository = entry["scm_url"].removesuffix(".git")
+    assert variables["EXTENSION_HOMEPAGE"].startswith(repository + "/blob/main/")
+    raw = repository.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    for url in [variables["EXTENSION_HOMEPAGE"].replace(repository + "/blob/main/", raw),
+                variables["EXTENSION_ICONURL"], *variables["EXTENSION_SCREENSHOTURLS"].split()]:
+        assert url.startswith(raw), url
+        assert (ROOT / url.removeprefix(raw).split("#")[0]).is_file(), f"{url}: no such file in the repository"
+
+
+def test_description_and_contributors_claim_only_what_exists(top_level):
+    _, variables = top_level
+    description = variables["EXTENSION_DESCRIPTION"].lower()
+    for disease, package in (("stroke", "stroke"), ("alzheimer", "alzheimer")):
+        if not (ENGINE_DIR / package).is_dir():  # a disease is advertised once its engine package exists
+            assert disease not in description, f"the description advertises {disease}, which is not built yet"
+    assert "glioma" in description and "not for clinical use" in description
+    contributors = [c.strip() for c in variables["EXTENSION_CONTRIBUTORS"].split(",")]
+    assert contributors and all(re.fullmatch(r"[^()]+ \([^()]+\)", c) for c in contributors), contributors
+    module = (MODULE_DIR / "HybridNeuro.py").read_text(encoding="utf-8")
+    assert f'self.parent.contributors = {contributors!r}'.replace("'", '"') in module
+
+
+def test_minimum_slicer_version_agrees_everywhere(top_level):
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    from HybridNeuroLib.requirements import MINIMUM_PYTHON, MINIMUM_SLICER_VERSION
+
+    commands, variables = top_level
+    assert variables["HYBRIDNEURO_MINIMUM_SLICER_VERSION"] == MINIMUM_SLICER_VERSION
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r"if\(Slicer_VERSION VERSION_LESS HYBRIDNEURO_MINIMUM_SLICER_VERSION\)\s*message\(FATAL_ERROR", text)
+    assert text.index("find_package(Slicer REQUIRED)") < text.index("if(Slicer_VERSION VERSION_LESS")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = set(re.findall(r"Slicer (\d+\.\d+) or newer", readme))
+    assert stated == {MINIMUM_SLICER_VERSION}, f"README states {stated or 'no'} minimum Slicer version"
+    requires = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert ".".join(map(str, MINIMUM_PYTHON)) in requires and "3.10" not in requires  # engine and pyproject agree
+    # Slicer 5.10 ships Python 3.12, which must satisfy the engine's minimum
+    assert "3.12" in requires and (3, 12) >= MINIMUM_PYTHON
+
+
+def test_the_engine_does_not_run_on_the_python_of_older_slicers():
+    """Why the minimum is not lower: Slicer ≤ 5.8 ships Python 3.9, and the engine uses 3.10 syntax."""
+    import ast
+
+    too_new = []
+    for path in sorted(ENGINE_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2
+                    and isinstance(node.args[1], ast.BinOp) and isinstance(node.args[1].op, ast.BitOr)):
+                too_new.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    # if this list becomes empty, check whether an older Slicer (Python 3.9) could be supported
+    assert too_new, "no Python >= 3.10 construct found: the minimum Slicer version may be too strict"

@@ -24,11 +24,13 @@ method                                Dice GM / WM / CSF   MAE     time
 ====================================  ===================  ======  =======
 no registration (identity)            0.847 / 0.891 / 0.809  0.094  —
 affine only, 3 mm                     0.863 / 0.898 / 0.820  0.083  3 s
-affine + B-spline 20 it., 4 mm (CI)   0.886 / 0.917 / 0.842  0.086  ~12 s
+affine + B-spline 20 it., 4 mm (CI)   0.886 / 0.918 / 0.842  0.086  ~12 s
 affine + B-spline 30 it., 3 mm        0.930 / 0.952 / 0.904  0.052  ~42 s
 ====================================  ===================  ======  =======
 
-(2 CPU cores.) The defaults (3 mm, 30 iterations) are the accurate setting.
+(2 CPU cores.) The defaults (3 mm, 30 iterations) are the accurate setting. The CI row is
+measured on the shipped uint8 atlas (WM 0.917 on the float source maps); the others on the
+float source maps, which the shipped copy matches within 0.003.
 """
 
 from __future__ import annotations
