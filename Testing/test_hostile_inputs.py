@@ -642,3 +642,44 @@ def test_blank_image_warning_flags_constant_images_only():
     varied = np.zeros((4, 4, 4), np.float32)
     varied[1, 1, 1] = 1.0
     assert blank_image_warning(sitk.GetImageFromArray(varied), "t1") is None
+
+
+# -- lesions the growth model cannot explain ---------------------------------------------------------
+def _set_seg(study: Path, tp_id: str, array_of) -> None:
+    """Rewrite ``tp_id``'s seg with ``array_of(tp0 array, own array)``."""
+    first = sitk.ReadImage(str(study / "tp0" / "seg.nii.gz"))
+    own = sitk.ReadImage(str(study / tp_id / "seg.nii.gz"))
+    array = array_of(sitk.GetArrayFromImage(first), sitk.GetArrayFromImage(own)).astype(np.uint8)
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(own)
+    sitk.WriteImage(image, str(study / tp_id / "seg.nii.gz"))
+
+
+LESIONS = {
+    # the later lesion smaller than the first: treatment or a segmentation error, not untreated growth
+    "shrinking": (lambda first, own: first * (np.arange(first.shape[0])[:, None, None] % 2 == 0), ["day 40", "shrinks"]),
+    "empty": (lambda first, own: np.zeros_like(own), ["day 40", "empty"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LESIONS))
+def test_lesions_the_model_cannot_explain_are_refused_by_timepoint(study, tmp_path, capsys, case):
+    shrink, culprits = LESIONS[case]
+    _set_seg(study, "tp1", lambda first, own: shrink(first, own) if case == "empty" else shrink(first, own))
+    if case == "shrinking":  # make tp0 the larger one: tp1 keeps every other slice of it
+        _set_seg(study, "tp0", lambda first, own: np.maximum(first, sitk.GetArrayFromImage(
+            sitk.ReadImage(str(tmp_path / "study" / "tp1" / "seg.nii.gz")))))
+    fit_refused(study, tmp_path, culprits, capsys)
+
+
+def test_identical_lesions_are_valid_data_and_fit(study, tmp_path, capsys):
+    """Two identical lesions are valid data (a stable tumour): the fit runs to finite parameters."""
+    _set_seg(study, "tp1", lambda first, own: first)
+    out = tmp_path / "fit"
+    before = folder_digest(study)
+    assert main(["fit", str(study), "--out", str(out), "--voxel-mm", "4", "--starts", "1", "--iterations", "2",
+                 "--members", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and folder_digest(study) == before
+    record = json.loads((out / "params.json").read_text())
+    assert np.isfinite(record["D_w_mm2_per_day"]) and np.isfinite(record["rho_per_day"])
