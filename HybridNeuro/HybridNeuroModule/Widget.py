@@ -113,10 +113,15 @@ class HybridNeuroWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         index = self.ui.modelComboBox.findText(self._parameterNode.model)
         self.ui.modelComboBox.setCurrentIndex(max(index, 0))
         self.ui.deviceComboBox.setCurrentIndex(max(self.ui.deviceComboBox.findText(self._parameterNode.device), 0))
-        self.ui.segmentationModelPathLineEdit.currentPath = self._parameterNode.segmentationModelFolder
-        self.ui.segmentationModelComboBox.setCurrentIndex(
-            max(self.ui.segmentationModelComboBox.findData(self._parameterNode.segmentationModel), 0))
-        self.showModelCard()
+        # set both widgets from the saved choice before either handler writes a half-updated one back
+        kind, folder = self._parameterNode.segmentationModel, self._parameterNode.segmentationModelFolder
+        comboBox, pathLineEdit = self.ui.segmentationModelComboBox, self.ui.segmentationModelPathLineEdit
+        blocked = comboBox.blockSignals(True), pathLineEdit.blockSignals(True)
+        pathLineEdit.currentPath = folder
+        comboBox.setCurrentIndex(max(comboBox.findData(kind), 0))
+        comboBox.blockSignals(blocked[0])
+        pathLineEdit.blockSignals(blocked[1])
+        self.onSegmentationModelChanged()
 
     def setParameterNode(self, parameterNode: HybridNeuroParameterNode | None) -> None:
         if self._parameterNode:
