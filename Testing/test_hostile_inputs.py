@@ -683,3 +683,22 @@ def test_identical_lesions_are_valid_data_and_fit(study, tmp_path, capsys):
     assert "Traceback" not in captured.err and folder_digest(study) == before
     record = json.loads((out / "params.json").read_text())
     assert np.isfinite(record["D_w_mm2_per_day"]) and np.isfinite(record["rho_per_day"])
+
+
+# -- a missing Python package ------------------------------------------------------------------------
+@pytest.mark.parametrize("package, model", [("torch", "physics"), ("torchdiffeq", "neural-ode")])
+def test_a_missing_package_is_named_with_the_install_hint(source_study, tmp_path, package, model):
+    """Inside Slicer a package may be missing (not installed yet): one line naming it, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    args = ["fit", str(source_study), "--out", str(tmp_path / "out"), "--model", model]
+    code = (f"import sys; sys.modules[{package!r}] = None\n"  # makes `import {package}` raise ImportError
+            f"from HybridNeuroLib.cli import main\nsys.exit(main({args!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"missing package '{package}'" in last and "module panel" in last, last
+    assert not (tmp_path / "out").exists()
