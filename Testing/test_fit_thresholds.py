@@ -72,3 +72,34 @@ def test_fit_estimates_thresholds_within_bounds_and_forecasts_with_them(case, tm
     fixed = fit_growth(tissue, labels, FitSettings(**{**SMALL.__dict__, "fit_thresholds": False}), progress=False)
     assert fixed.best.edema_flair is None and fixed.settings.thresholds == ImagingThresholds()
     assert math.isfinite(fixed.best.loss)
+
+
+def test_seed_peak_option_fits_an_unsaturated_seed(case):
+    """``fit_seed_peak``: the seed's amplitude is searched (CMA-ES only), recorded, and used by the forecast."""
+    with pytest.raises(ValueError, match="needs optimizer='cmaes'"):
+        FitSettings(fit_seed_peak=True)
+    with pytest.raises(ValueError, match="seed_peak_bounds"):
+        FitSettings(optimizer="cmaes", seed_peak_bounds=(0.5, 1.5))
+    tissue, labels = case
+    data = prepare_observations(tissue, labels, voxel_mm=4.0)
+    objective = Objective(data, FitSettings())
+    centre, radius = torch.tensor(centre_ras(tissue), dtype=torch.float64), torch.tensor(6.0, dtype=torch.float64)
+    full, half = objective.initial_density(centre, radius), objective.initial_density(centre, radius, 0.5)
+    assert torch.allclose(half, 0.5 * full)
+    settings = FitSettings(**{**SMALL.__dict__, "fit_thresholds": False, "fit_seed_peak": True})
+    result = fit_growth(tissue, labels, settings, progress=False)
+    assert 0.05 <= result.best.peak_density <= 1.0 and result.best.peak_density != 1.0
+    assert result.best.seed.peak_density == result.best.peak_density
+    assert FitSettings.from_dict(settings.to_dict()) == settings
+
+
+def test_absent_core_term_penalises_only_a_core_the_scan_does_not_show():
+    from HybridNeuroLib.fit.objective import absent_core_term
+
+    whole = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0])
+    below = torch.tensor([0.6, 0.5, 0.3, 0.3, 0.0])
+    above = torch.tensor([0.9, 0.5, 0.3, 0.3, 0.0])
+    assert float(absent_core_term(below, whole, 0.65, 0.05)) == 0.0
+    assert float(absent_core_term(above, whole, 0.65, 0.05)) == pytest.approx(0.25 / (0.65 * 4))
+    assert float(absent_core_term(above, whole, 0.65, 0.05, "soft-dice")) > 0.0
+    assert FitSettings(absent_core_evidence=True).to_dict()["absent_core_evidence"] is True

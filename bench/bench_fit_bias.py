@@ -3,6 +3,8 @@
     $ .venv/bin/python bench/bench_fit_bias.py                          # all conditions, subjects 0–4
     $ .venv/bin/python bench/bench_fit_bias.py --conditions base known  # some conditions only
     $ .venv/bin/python bench/bench_fit_bias.py --subjects 2 --evaluations 300
+    $ .venv/bin/python bench/bench_fit_bias.py --own 0 3 4 5 --conditions base fitpeak --evaluations 600 \\
+          --rows /tmp/hybridneuro_fit_bias/rows_own.jsonl     # no-regression check on bench_fit.py's cohort
 
 The *peer design* (how issue 15's measurement was made, reproduced with our own solver, which
 matches TumorGrowthToolkit's to Dice 0.997): per subject (all randomness from
@@ -27,6 +29,13 @@ Conditions (``--conditions``), each switching ONE factor from ``base``:
 - ``seed1``     the truth grown from the fit's own seed family (peak 1, 3 mm) instead of the TGT-like map;
 - ``fitthr``    the fix under test: thresholds estimated per patient within 0.20–0.30 / 0.60–0.70
   (``FitSettings(fit_thresholds=True)``);
+- ``fitpeak``   the fix under test: the seed's peak density fitted in 0.05–1 (``fit_seed_peak=True``);
+- ``fitboth``   both;
+- ``nocore``    (d) a scan without core counts as evidence (the model's u ≥ θ_T1Gd there is penalised,
+  ``absent_core_evidence=True``; by default a core-less scan has no core term at all);
+- ``nocorepeak`` ``nocore`` and ``fitpeak`` together;
+- ``seed1known`` controls: ``seed1`` with the thresholds known (the truth in the fit's model family, 1 mm);
+- ``knownpeak``  ``known`` and ``fitpeak`` together.
 
 Fit: ``FitSettings(optimizer="cmaes", starts=1, fit_onset=True, members=0)`` on the 2 mm grid
 (the best current fit), ``--evaluations`` CMA-ES losses. Reported per subject and condition: D_w,
@@ -51,15 +60,20 @@ import torch
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from HybridNeuroLib.anatomy import load_atlas  # noqa: E402
 from HybridNeuroLib.fit import FitSettings, fit_growth, predict  # noqa: E402
+from HybridNeuroLib.fit.objective import Objective  # noqa: E402
+from HybridNeuroLib.fit.observations import prepare_observations  # noqa: E402
 from HybridNeuroLib.geometry import ImageGeometry  # noqa: E402
 from HybridNeuroLib.labels import ImagingThresholds, density_to_labels  # noqa: E402
 from HybridNeuroLib.metrics import dice  # noqa: E402
 from HybridNeuroLib.physics import GrowthParameters, Seed, TissueMaps, simulate  # noqa: E402
 
 STRATA = 5
-CONDITIONS = ("base", "known", "truth2mm", "three", "core1", "coreX3", "coreX0.3", "seed1", "fitthr")
+CONDITIONS = ("base", "known", "truth2mm", "three", "core1", "coreX3", "coreX0.3", "seed1", "fitthr", "fitpeak", "fitboth", "nocore", "nocorepeak",
+              "seed1known", "knownpeak")
+KNOWN = ("known", "seed1known", "knownpeak")      # conditions told the truth's thresholds
 
 
 def draw(n: int) -> dict:
@@ -139,12 +153,12 @@ def truth(n: int, voxel_mm: int, seed_family: str, cache: Path) -> dict:
                             simulate_s=time.perf_counter() - started)
     with np.load(file) as stored:
         density, simulate_s = stored["density"], float(stored["simulate_s"])
-    return {**d, "tissue": tissue, "density": density, "days": days, "simulate_s": simulate_s}
+    return {**d, "tissue": tissue, "density": density, "days": days, "simulate_s": simulate_s, "centre": centre}
 
 
 def run_condition(n: int, condition: str, args) -> dict:
     voxel = 2 if condition == "truth2mm" else 1
-    t = truth(n, voxel, "peak1" if condition == "seed1" else "tgt", args.cache)
+    t = truth(n, voxel, "peak1" if condition.startswith("seed1") else "tgt", args.cache)
     geometry = t["tissue"].geometry
     truth_thresholds = ImagingThresholds(t["flair"], t["t1gd"])
     labels = [density_to_labels(array, truth_thresholds) for array in t["density"]]
@@ -155,9 +169,11 @@ def run_condition(n: int, condition: str, args) -> dict:
     observed = [(0.0, first)] + ([(study_days[1], labels[1])] if condition == "three" else []) \
         + [(study_days[2], labels[2])]
     settings = FitSettings(optimizer="cmaes", starts=1, fit_onset=True, members=0, evaluations=args.evaluations,
-                           thresholds=truth_thresholds if condition == "known" else ImagingThresholds(),
+                           thresholds=truth_thresholds if condition in KNOWN else ImagingThresholds(),
                            core_weight={"coreX3": 3.0, "coreX0.3": 0.3}.get(condition, 1.0),
-                           **({"fit_thresholds": True} if condition == "fitthr" else {}))
+                           fit_thresholds=condition in ("fitthr", "fitboth"),
+                           fit_seed_peak=condition in ("fitpeak", "fitboth", "nocorepeak", "knownpeak"),
+                           absent_core_evidence=condition in ("nocore", "nocorepeak"))
     started = time.perf_counter()
     result = fit_growth(t["tissue"], [(day, geometry.image_from_array(array)) for day, array in observed], settings,
                         progress=False)
@@ -171,6 +187,18 @@ def run_condition(n: int, condition: str, args) -> dict:
             np.zeros(reference.shape_kji, np.uint8)), sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
     best = result.best
     speed = 2.0 * math.sqrt(t["dw"] * t["rho"])
+    # the loss of the truth's own state (its seed, its onset, its D_w/ρ; its thresholds where the condition
+    # knows or fits them) under this condition's loss: below the fit's loss → the search failed, not the model
+    data = prepare_observations(t["tissue"], [(day, geometry.image_from_array(array)) for day, array in observed],
+                                voxel_mm=settings.voxel_mm, region_margin_mm=settings.region_margin_mm)
+    objective = Objective(data, settings)
+    knows = condition in KNOWN or settings.fit_thresholds
+    as_tensor = lambda value: torch.tensor(value, dtype=torch.float64)  # noqa: E731
+    with torch.inference_mode():
+        loss_at_truth = float(objective.loss(
+            as_tensor(t["dw"]), as_tensor(t["rho"]), as_tensor(t["centre"]), as_tensor(3.0),
+            onset_days=as_tensor(t["days"][0]), peak=1.0 if condition.startswith("seed1") else 0.5,
+            thresholds=(t["flair"], t["t1gd"]) if knows else None))
     fitted = result.settings.thresholds
     return {"subject": n, "condition": condition, "dw_true": t["dw"], "rho_true": t["rho"], "width_mm": t["width_mm"],
             "flair_true": t["flair"], "t1gd_true": t["t1gd"], "gap_days": t["gap_days"],
@@ -182,25 +210,65 @@ def run_condition(n: int, condition: str, args) -> dict:
             "dice": dice(sitk.GetArrayViewFromImage(forecast.labels[0]) > 0, future),
             "volumes_ml": [float((array > 0).sum()) * geometry.voxel_volume_mm3 / 1000 for array in labels],
             "first_core_ml": float(((labels[0] == 1) | (labels[0] == 3)).sum()) * geometry.voxel_volume_mm3 / 1000,
-            "loss": best.loss, "fit_s": fit_s, "simulate_s": t["simulate_s"], "evaluations": args.evaluations}
+            "peak_fit": best.peak_density, "loss": best.loss, "loss_at_truth": loss_at_truth, "fit_s": fit_s, "simulate_s": t["simulate_s"], "evaluations": args.evaluations}
+
+
+OWN_OPTIONS = {"base": {}, "fitthr": {"fit_thresholds": True}, "fitpeak": {"fit_seed_peak": True},
+               "nocore": {"absent_core_evidence": True},
+               "nocorepeak": {"absent_core_evidence": True, "fit_seed_peak": True},
+               "fitboth": {"fit_thresholds": True, "fit_seed_peak": True}}
+
+
+def run_own(n: int, condition: str, args) -> dict:
+    """Subject ``n`` of bench_fit.py's own cohort (2 mm truth, default thresholds, 3 scans) under ``condition``."""
+    import bench_fit  # noqa: PLC0415  (same folder)
+
+    settings = FitSettings(optimizer="cmaes", starts=1, fit_onset=True, members=0, evaluations=args.evaluations,
+                           **OWN_OPTIONS[condition])
+    row = bench_fit.run_subject(n, settings)
+    return {"subject": n, "condition": condition, "evaluations": args.evaluations,
+            **{key: row[key] for key in ("dw_true", "rho_true", "dw_fit", "rho_fit", "dice_fit", "fit_s")},
+            "dw_err": row["dw_fit"] / row["dw_true"] - 1, "rho_err": row["rho_fit"] / row["rho_true"] - 1,
+            "speed_err": math.sqrt(row["dw_fit"] * row["rho_fit"] / (row["dw_true"] * row["rho_true"])) - 1}
+
+
+def own_table(rows: list[dict]) -> str:
+    lines = ["| condition | subject | D_w true | D_w fit | ρ true | ρ fit | err D_w | err ρ | err speed | Dice | fit s |",
+             "|" + "---|" * 11]
+    for r in rows:
+        lines.append(f"| {r['condition']} | {r['subject']} | {r['dw_true']:.3f} | {r['dw_fit']:.3f} | "
+                     f"{r['rho_true']:.4f} | {r['rho_fit']:.4f} | {r['dw_err']:+.0%} | {r['rho_err']:+.0%} | "
+                     f"{r['speed_err']:+.0%} | {r['dice_fit']:.3f} | {r['fit_s']:.0f} |")
+    for condition in dict.fromkeys(r["condition"] for r in rows):
+        group = [r for r in rows if r["condition"] == condition]
+        med = lambda key: float(np.median([abs(r[key]) for r in group]))  # noqa: E731
+        lines.append(f"| **{condition} median** ({len(group)}) | | | | | | **{med('dw_err'):.0%}** | "
+                     f"**{med('rho_err'):.0%}** | **{med('speed_err'):.0%}** | "
+                     f"**{float(np.median([r['dice_fit'] for r in group])):.3f}** | "
+                     f"**{float(np.median([r['fit_s'] for r in group])):.0f}** |")
+    return "\n".join(lines) + "\n"
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| condition | subject | D_w true | D_w fit | ρ true | ρ fit | ℓ true mm | ℓ fit mm | FLAIR θ true/fit | "
-             "T1Gd θ true/fit | err D_w | err ρ | err speed | Dice | fit s |", "|" + "---|" * 15]
+             "T1Gd θ true/fit | peak fit | err D_w | err ρ | err speed | Dice | loss fit | loss truth | fit s |",
+             "|" + "---|" * 18]
     for r in rows:
         lines.append(f"| {r['condition']} | {r['subject']} | {r['dw_true']:.3f} | {r['dw_fit']:.3f} | "
                      f"{r['rho_true']:.4f} | {r['rho_fit']:.4f} | {r['width_mm']:.1f} | "
                      f"{math.sqrt(r['dw_fit'] / r['rho_fit']):.1f} | {r['flair_true']:.3f}/{r['flair_fit']:.3f} | "
-                     f"{r['t1gd_true']:.3f}/{r['t1gd_fit']:.3f} | {r['dw_err']:+.0%} | {r['rho_err']:+.0%} | "
-                     f"{r['speed_err']:+.0%} | {r['dice']:.3f} | {r['fit_s']:.0f} |")
+                     f"{r['t1gd_true']:.3f}/{r['t1gd_fit']:.3f} | {r.get('peak_fit', 1.0):.2f} | {r['dw_err']:+.0%} | "
+                     f"{r['rho_err']:+.0%} | {r['speed_err']:+.0%} | {r['dice']:.3f} | {r['loss']:.4f} | "
+                     f"{r.get('loss_at_truth', float('nan')):.4f} | {r['fit_s']:.0f} |")
     summary = ["| condition | n | median D_w fit/true | median \\|err D_w\\| | median \\|err ρ\\| | "
-               "median \\|err speed\\| | median Dice | median fit s |", "|" + "---|" * 8]
+               "median \\|err speed\\| | median Dice | fits with loss > loss at truth | median fit s |",
+               "|" + "---|" * 9]
     for condition in dict.fromkeys(r["condition"] for r in rows):
         group = [r for r in rows if r["condition"] == condition]
         med = lambda key, f=abs: float(np.median([f(r[key]) for r in group]))  # noqa: E731
         summary.append(f"| {condition} | {len(group)} | {med('dw_err', lambda v: 1 + v):.2f}× | {med('dw_err'):.0%} | "
                        f"{med('rho_err'):.0%} | {med('speed_err'):.0%} | {med('dice', float):.3f} | "
+                       f"{sum(r['loss'] > r.get('loss_at_truth', math.inf) for r in group)}/{len(group)} | "
                        f"{med('fit_s', float):.0f} |")
     return "\n".join(summary) + "\n\n" + "\n".join(lines) + "\n"
 
@@ -210,12 +278,29 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=5)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
-    parser.add_argument("--evaluations", type=int, default=300, help="CMA-ES losses per fit")
+    parser.add_argument("--evaluations", type=int, default=600, help="CMA-ES losses per fit")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hybridneuro_fit_bias"))
     parser.add_argument("--rows", type=Path, default=Path("/tmp/hybridneuro_fit_bias/rows.jsonl"),
                         help="results appended here as JSON lines (re-running skips rows already there)")
     parser.add_argument("--table", action="store_true", help="only print the table of the rows file")
+    parser.add_argument("--own", nargs="+", type=int, default=None, metavar="N",
+                        help="instead: these subjects of bench_fit.py's own cohort, --conditions among "
+                             f"{list(OWN_OPTIONS)} (no-regression check of an option)")
     args = parser.parse_args()
+    if args.own is not None:
+        torch.set_num_threads(1)
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines()] if args.rows.exists() else []
+        done = {(r["subject"], r["condition"], r["evaluations"]) for r in rows}
+        for condition in args.conditions if not args.table else []:
+            for n in args.own:
+                if (n, condition, args.evaluations) not in done:
+                    row = run_own(n, condition, args)
+                    print(json.dumps(row), flush=True)
+                    with args.rows.open("a") as out:
+                        out.write(json.dumps(row) + "\n")
+                    rows.append(row)
+        print(own_table(sorted(rows, key=lambda r: (list(OWN_OPTIONS).index(r["condition"]), r["subject"]))))
+        return
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in args.rows.read_text().splitlines()] if args.rows.exists() else []

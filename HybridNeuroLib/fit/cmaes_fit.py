@@ -7,7 +7,8 @@
 The search space is the unit-scaled version of what :func:`HybridNeuroLib.fit.optimize.descend`
 moves: log D_w and log ρ as fractions of their log bounds (0 = lower, 1 = upper bound), the log
 seed radius as a fraction of ``RADIUS_RANGE_MM`` (with ``settings.fit_thresholds`` also θ_FLAIR
-and θ_T1Gd as fractions of their log ranges), and the seed centre as an offset from the
+and θ_T1Gd, with ``settings.fit_seed_peak`` the seed's peak density, as fractions of their log
+ranges), and the seed centre as an offset from the
 start in units of ``CENTRE_SCALE_MM`` (at most ``CENTRE_LIMIT`` units). CMA-ES (package
 ``cmaes``, its own bounds handling) starts at the start state with step size
 ``settings.cmaes_sigma`` and stops after ``settings.evaluations`` loss evaluations (whole
@@ -66,6 +67,8 @@ class _Space:
         if fit_growth and settings.fit_thresholds:  # per-patient visibility thresholds within their ranges
             self.scalars += [("edema_flair", settings.flair_threshold_bounds),
                              ("enhancing_t1gd", settings.t1gd_threshold_bounds)]
+        if settings.fit_seed_peak:  # the seed's amplitude: a young lesion need not be saturated
+            self.scalars.append(("peak_density", settings.seed_peak_bounds))
 
     def _start_value(self, name: str) -> float:
         value = getattr(self.start, name)
@@ -82,7 +85,8 @@ class _Space:
         """The GrowthFit fields of the unit vector ``x`` (fixed ones copied from the start)."""
         values = {"dw_mm2_per_day": self.start.dw_mm2_per_day, "rho_per_day": self.start.rho_per_day,
                   "radius_mm": self.start.radius_mm, "onset_days": self.start.onset_days,
-                  "edema_flair": self.start.edema_flair, "enhancing_t1gd": self.start.enhancing_t1gd}
+                  "edema_flair": self.start.edema_flair, "enhancing_t1gd": self.start.enhancing_t1gd,
+                  "peak_density": self.start.peak_density}
         for (name, bounds), fraction in zip(self.scalars, x):
             values[name] = from_unit(fraction, bounds)
         offset = np.clip(x[len(self.scalars):], -CENTRE_LIMIT, CENTRE_LIMIT) * CENTRE_SCALE_MM
@@ -102,7 +106,8 @@ def evaluate(objective: Objective, state: dict, weights: Sequence[float] | None 
     try:
         with torch.inference_mode():
             loss = objective.loss(value["dw_mm2_per_day"], value["rho_per_day"], value["centre_ras_mm"],
-                                  value["radius_mm"], weights, onset_days=value["onset_days"], thresholds=thresholds)
+                                  value["radius_mm"], weights, onset_days=value["onset_days"], thresholds=thresholds,
+                                  peak=state.get("peak_density", 1.0))
     except FloatingPointError:  # the solver's own check: the density became NaN/infinite
         return math.nan
     return float(loss)

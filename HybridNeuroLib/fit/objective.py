@@ -18,7 +18,9 @@ rescaled to be exactly 0 at u = 0 (:func:`soft_visible`), are compared with the 
 
     loss = Σ_t weight_t · [(1 − Dice_soft(whole_t)) + core_weight · (1 − Dice_soft(core_t))] / Σ_t weight_t
 
-(core terms only where the observed core is at least one voxel). θ_FLAIR, θ_T1Gd are the
+(core terms only where the observed core is at least one voxel; with ``settings.absent_core_evidence``
+a scan without core adds core_weight · :func:`absent_core_term` instead — an edema-only scan then
+says "no voxel above θ_T1Gd", which the default loss ignores). θ_FLAIR, θ_T1Gd are the
 settings' thresholds, or per candidate (``settings.fit_thresholds``: estimated per patient). Weights default to 1 (the
 ensemble draws them, a Bayesian bootstrap over timepoints).
 
@@ -69,6 +71,16 @@ def margin_loss(density: torch.Tensor, target: torch.Tensor, threshold: float) -
     return (missed.sum() + extra.sum()) / (threshold * target.sum().clamp(min=1e-6))
 
 
+def absent_core_term(density: torch.Tensor, whole: torch.Tensor, threshold: float, width: float,
+                     loss: str = "margin") -> torch.Tensor:
+    """A core the model shows where the scan shows none: Σ max(u − θ_T1Gd, 0) / (θ_T1Gd·Σ whole) (margin loss;
+    soft: Σ soft core / Σ whole). 0 while the model has no voxel above θ_T1Gd."""
+    if loss == "soft-dice":
+        extra = soft_visible(density, threshold, width).sum()
+        return extra / whole.sum().clamp(min=1e-6)
+    return torch.relu(density - threshold).sum() / (threshold * whole.sum().clamp(min=1e-6))
+
+
 class Objective:
     """The loss as a function of (D_w, ρ, centre RAS mm, radius mm) tensors on the fitting grid."""
 
@@ -98,28 +110,31 @@ class Objective:
     def check_seed(self, centre_ras_mm: Sequence[float]) -> None:
         self.problem.check_seed(Seed(tuple(float(c) for c in centre_ras_mm)))
 
-    def initial_density(self, centre_ras_mm: torch.Tensor, radius_mm: torch.Tensor) -> torch.Tensor:
-        """2^(−|x − c|²/R²) on the solver box, zero outside the domain (differentiable in c and R)."""
+    def initial_density(self, centre_ras_mm: torch.Tensor, radius_mm: torch.Tensor, peak=None) -> torch.Tensor:
+        """peak·2^(−|x − c|²/R²) on the solver box (peak 1 unless given), zero outside the domain
+        (differentiable in c and R)."""
         centre_ijk = self._ras_to_ijk_linear @ (centre_ras_mm.to(torch.float64) - self._origin_ras)
         squared = sum((spacing * (index - centre_ijk[axis])) ** 2
                       for axis, (spacing, index) in zip((0, 1, 2), self._axes[::-1]))
         density = torch.exp2(-squared / radius_mm.to(torch.float64) ** 2).to(torch.float32)
+        if peak is not None:
+            density = density * float(peak)
         return density.to(self.problem.device) * self.problem.domain
 
-    def first_state(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None) -> torch.Tensor:
+    def first_state(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None, peak=None) -> torch.Tensor:
         """The density at the first timepoint: the seed, grown for ``onset_days`` by the same model.
 
         Solved as one "day" with D_w·T and ρ·T (the FK equation in time t/T — same steps, same
         result), which makes the state differentiable in the onset T too.
         """
-        u = self.initial_density(centre_ras_mm, radius_mm)
+        u = self.initial_density(centre_ras_mm, radius_mm, peak)
         if onset_days is None or float(torch.as_tensor(onset_days).detach()) <= 0:
             return u
         return self.problem.solve(u, dw * onset_days, rho * onset_days, [1.0])[0][0]
 
-    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None) -> list[torch.Tensor]:
+    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None, peak=None) -> list[torch.Tensor]:
         """Model densities on the box at every observed day."""
-        u = self.first_state(dw, rho, centre_ras_mm, radius_mm, onset_days)
+        u = self.first_state(dw, rho, centre_ras_mm, radius_mm, onset_days, peak)
         states, previous = [], 0.0
         for day in self.days:
             if day > previous:  # one solve per interval (days may repeat; day 0 is the seed itself)
@@ -134,17 +149,20 @@ class Objective:
         return margin_loss(density, target, threshold)
 
     def loss(self, dw, rho, centre_ras_mm, radius_mm, weights: Sequence[float] | None = None, *,
-             onset_days=None, thresholds: tuple[float, float] | None = None) -> torch.Tensor:
-        """``thresholds``: (θ_FLAIR, θ_T1Gd) of this candidate (fitted per patient); default the settings'."""
+             onset_days=None, thresholds: tuple[float, float] | None = None, peak=None) -> torch.Tensor:
+        """``thresholds``: (θ_FLAIR, θ_T1Gd) of this candidate (fitted per patient); default the settings'.
+        ``peak``: the seed's peak density (fitted with ``settings.fit_seed_peak``); default 1."""
         width = self.settings.soft_label_width
         flair, t1gd = ((self.settings.thresholds.edema_flair, self.settings.thresholds.enhancing_t1gd)
                        if thresholds is None else (float(thresholds[0]), float(thresholds[1])))
         weights = [1.0] * len(self.days) if weights is None else list(weights)
         total = 0.0
-        for u, whole, core, weight in zip(self.states(dw, rho, centre_ras_mm, radius_mm, onset_days), self.whole,
+        for u, whole, core, weight in zip(self.states(dw, rho, centre_ras_mm, radius_mm, onset_days, peak), self.whole,
                                           self.core, weights):
             term = self.term(u, whole, flair, width)
             if core is not None:
                 term = term + self.settings.core_weight * self.term(u, core, t1gd, width)
+            elif self.settings.absent_core_evidence and self.settings.core_weight > 0:
+                term = term + self.settings.core_weight * absent_core_term(u, whole, t1gd, width, self.settings.loss)
             total = total + weight * term
         return total / sum(weights)

@@ -54,10 +54,11 @@ class GrowthFit:
     onset_days: float = 0.0   # the seed grew this long under the same model before the first timepoint
     edema_flair: float | None = None     # fitted visibility thresholds (settings.fit_thresholds), else None
     enhancing_t1gd: float | None = None
+    peak_density: float = 1.0            # the seed's peak (fitted with settings.fit_seed_peak)
 
     @property
     def seed(self) -> Seed:
-        return Seed(tuple(self.centre_ras_mm), float(self.radius_mm))
+        return Seed(tuple(self.centre_ras_mm), float(self.radius_mm), float(self.peak_density))
 
     @property
     def front_speed_mm_per_day(self) -> float:

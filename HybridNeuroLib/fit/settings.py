@@ -13,7 +13,8 @@ Bounds are the literature ranges (DESIGN.md): D_w 0.02–1.5 mm²/day, ρ 0.005�
 grid's ``voxel_mm`` lies in (0, 10] mm (coarser grids cannot resolve a lesion's front).
 With ``fit_thresholds`` (CMA-ES only) the visibility thresholds are estimated per patient within
 ``flair_threshold_bounds`` / ``t1gd_threshold_bounds``; the fit result's settings then carry the
-fitted ones (forecast labels use them).
+fitted ones (forecast labels use them). With ``fit_seed_peak`` (CMA-ES only) the seed's peak
+density is fitted within ``seed_peak_bounds`` too (a young lesion need not be saturated).
 The priors are the population values used when growth speed is not identifiable (one timepoint).
 """
 
@@ -64,6 +65,9 @@ class FitSettings:
     fit_thresholds: bool = False           # CMA-ES only: also estimate θ_FLAIR, θ_T1Gd per patient (bounds below)
     flair_threshold_bounds: tuple[float, float] = (0.2, 0.3)   # literature ranges (DESIGN.md)
     t1gd_threshold_bounds: tuple[float, float] = (0.6, 0.7)
+    fit_seed_peak: bool = False            # CMA-ES only: also fit the seed's peak density (starts at 1)
+    seed_peak_bounds: tuple[float, float] = (0.05, 1.0)
+    absent_core_evidence: bool = False     # a scan with no core penalises a model core (objective.absent_core_term)
 
     def __post_init__(self) -> None:
         positive = {"voxel_mm": self.voxel_mm, "learning_rate": self.learning_rate,
@@ -99,6 +103,12 @@ class FitSettings:
             raise ValueError(f"fit settings: threshold bounds must satisfy 0 < FLAIR low < FLAIR high < T1Gd low < "
                              f"T1Gd high < necrotic {self.thresholds.necrotic}, got FLAIR {tuple(flair)}, "
                              f"T1Gd {tuple(t1gd)}")
+        low, high = self.seed_peak_bounds
+        if not 0 < low < high <= 1:
+            raise ValueError(f"fit settings: seed_peak_bounds must satisfy 0 < low < high ≤ 1, got {(low, high)}")
+        if self.fit_seed_peak and self.optimizer != "cmaes":
+            raise ValueError("fit settings: fit_seed_peak (fitting the seed's peak density) needs optimizer='cmaes', "
+                             f"got {self.optimizer!r}")
         if self.fit_thresholds and self.optimizer != "cmaes":
             raise ValueError("fit settings: fit_thresholds (estimating the visibility thresholds per patient) needs "
                              f"optimizer='cmaes', got {self.optimizer!r}")
@@ -125,6 +135,7 @@ class FitSettings:
         record["onset_bounds_days"] = list(self.onset_bounds_days)
         record["flair_threshold_bounds"] = list(self.flair_threshold_bounds)
         record["t1gd_threshold_bounds"] = list(self.t1gd_threshold_bounds)
+        record["seed_peak_bounds"] = list(self.seed_peak_bounds)
         return record
 
     @classmethod
@@ -132,7 +143,7 @@ class FitSettings:
         record = dict(record)
         record["thresholds"] = ImagingThresholds(**record.get("thresholds", {}))
         for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day", "onset_bounds_days", "flair_threshold_bounds",
-                     "t1gd_threshold_bounds"):
+                     "t1gd_threshold_bounds", "seed_peak_bounds"):
             if name in record:
                 record[name] = tuple(record[name])
         return cls(**record)
