@@ -175,9 +175,9 @@ class HybridObjective(Objective):
         self.features = tissue_features(self.problem)
         self.residual_norm: torch.Tensor | float = 0.0
 
-    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None) -> list[torch.Tensor]:
+    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None, peak=None) -> list[torch.Tensor]:
         # before the first timepoint (a fitted onset) the physics alone grew the seed, as in the fit
-        run = rollout(self.problem, self.first_state(dw, rho, centre_ras_mm, radius_mm, onset_days), dw, rho,
+        run = rollout(self.problem, self.first_state(dw, rho, centre_ras_mm, radius_mm, onset_days, peak), dw, rho,
                       self.days, net=self.net, features=self.features, step_days=self.step_days)
         self.residual_norm = run.residual_norm
         return run.states

@@ -60,10 +60,10 @@ class CorrectedObjective(Objective):
         super().__init__(data, settings, device="cpu")
         self.solver = CorrectedSolver(self.problem, corrector)
 
-    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None) -> list[torch.Tensor]:
+    def states(self, dw, rho, centre_ras_mm, radius_mm, onset_days=None, peak=None) -> list[torch.Tensor]:
         if onset_days is not None and float(onset_days) > 0:
             raise ValueError(f"model {NAME!r}: fitting an onset is not supported; use settings without fit_onset")
-        return self.solver.rollout(self.initial_density(centre_ras_mm, radius_mm), dw, rho, self.days)
+        return self.solver.rollout(self.initial_density(centre_ras_mm, radius_mm, peak), dw, rho, self.days)
 
 
 def shipped_corrector() -> Corrector:
