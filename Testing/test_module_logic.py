@@ -470,7 +470,9 @@ def test_a_bundle_chosen_in_the_model_selector_segments_and_shows_its_card(pipel
 
     scene, logic = pipeline["scene"], pipeline["logic"]
     lines = []
-    lesions = logic.segmentLesions(patient="bundle-run", device="cpu", onLog=lines.append, **choice.segmentArguments())
+    # the bundle at the subject's 4 mm (a Zoo BraTS bundle expects the CLI's default 1 mm)
+    lesions = logic.segmentLesions(patient="bundle-run", device="cpu", onLog=lines.append, bundleSpacingMm=4,
+                                   **choice.segmentArguments())
     assert [node.GetName() for node in lesions] == [f"bundle-run lesion day {day}" for day in DAYS]
     assert not any(line.startswith("WARNING") for line in lines)  # no synthetic-model warning for a bundle
     assert_terminology(lesions)

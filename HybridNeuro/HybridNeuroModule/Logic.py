@@ -374,15 +374,16 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
 
     # -- steps --------------------------------------------------------------------
     def segmentLesions(self, volumes=None, *, patient: str | None = None, modelFolder: str | None = None,
-                       bundleFolder: str | None = None, tta: bool = False, forceCpu: bool = False,
-                       device: str = "auto", onProgress: ProgressCallback | None = None,
+                       bundleFolder: str | None = None, bundleSpacingMm: float | None = None, tta: bool = False,
+                       forceCpu: bool = False, device: str = "auto", onProgress: ProgressCallback | None = None,
                        onLog: LogCallback | None = None, blocking: bool = True):
         """Segment the lesion of every timepoint (MONAI): one segmentation node per day, "<patient> lesion day <d>".
 
         ``volumes`` as in :meth:`timepoints`; each timepoint needs the contrasts the model uses
         (the shipped model: t1n, t1c, t2w, t2f). ``modelFolder`` (from ``hybridneuro train-seg``)
-        or ``bundleFolder`` (a MONAI bundle you trust: loading one runs the code its configs name)
-        replace the shipped synthetic-data model; a folder lacking the model's files is refused before
+        or ``bundleFolder`` (a MONAI bundle you trust: loading one runs the code its configs name;
+        ``bundleSpacingMm``: the voxel size it expects, default the CLI's 1 mm) replace the shipped
+        synthetic-data model; a folder lacking the model's files is refused before
         any work. The shipped model on scans not marked synthetic logs a warning (its lesions on real
         scans are not meaningful). Returns the list of segmentation nodes (a :class:`StepJob` if not
         ``blocking``).
@@ -421,6 +422,8 @@ class HybridNeuroLogic(ScriptedLoadableModuleLogic):
             arguments += ["--model", str(modelFolder)]
         if bundleFolder:
             arguments += ["--bundle", str(bundleFolder)]
+            if bundleSpacingMm is not None:
+                arguments += ["--bundle-spacing-mm", str(float(bundleSpacingMm))]
         if tta:
             arguments.append("--tta")
         if forceCpu:
