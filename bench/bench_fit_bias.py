@@ -3,7 +3,7 @@
     $ .venv/bin/python bench/bench_fit_bias.py                          # all conditions, subjects 0–4
     $ .venv/bin/python bench/bench_fit_bias.py --conditions base known  # some conditions only
     $ .venv/bin/python bench/bench_fit_bias.py --subjects 2 --evaluations 300
-    $ .venv/bin/python bench/bench_fit_bias.py --own 0 3 4 5 --conditions base fitpeak --evaluations 600 \\
+    $ .venv/bin/python bench/bench_fit_bias.py --own 0 2 4 6 --conditions base fitpeak fitthr \\
           --rows /tmp/hybridneuro_fit_bias/rows_own.jsonl     # no-regression check on bench_fit.py's cohort
 
 The *peer design* (how issue 15's measurement was made, reproduced with our own solver, which
@@ -35,7 +35,12 @@ Conditions (``--conditions``), each switching ONE factor from ``base``:
   ``absent_core_evidence=True``; by default a core-less scan has no core term at all);
 - ``nocorepeak`` ``nocore`` and ``fitpeak`` together;
 - ``seed1known`` controls: ``seed1`` with the thresholds known (the truth in the fit's model family, 1 mm);
-- ``knownpeak``  ``known`` and ``fitpeak`` together.
+- ``knownpeak``  ``known`` and ``fitpeak`` together;
+- ``seed1knownage`` diagnostic: ``seed1known`` plus a second CMA-ES start whose onset is the truth's
+  (the lesion's real age); the lower final loss wins, as for any multi-start;
+- ``agestarts`` candidate fix (bench-level): ``base`` plus a second start 4× older than the default
+  start's onset estimate (no truth used); lower final loss wins;
+- ``knownagestarts`` ``agestarts`` with the thresholds known.
 
 Fit: ``FitSettings(optimizer="cmaes", starts=1, fit_onset=True, members=0)`` on the 2 mm grid
 (the best current fit), ``--evaluations`` CMA-ES losses. Reported per subject and condition: D_w,
@@ -71,9 +76,10 @@ from HybridNeuroLib.metrics import dice  # noqa: E402
 from HybridNeuroLib.physics import GrowthParameters, Seed, TissueMaps, simulate  # noqa: E402
 
 STRATA = 5
-CONDITIONS = ("base", "known", "truth2mm", "three", "core1", "coreX3", "coreX0.3", "seed1", "fitthr", "fitpeak", "fitboth", "nocore", "nocorepeak",
-              "seed1known", "knownpeak")
-KNOWN = ("known", "seed1known", "knownpeak")      # conditions told the truth's thresholds
+CONDITIONS = ("base", "known", "truth2mm", "three", "core1", "coreX3", "coreX0.3", "seed1", "fitthr", "fitpeak",
+              "fitboth", "nocore", "nocorepeak", "seed1known", "knownpeak",
+              "seed1knownage", "agestarts", "knownagestarts")
+KNOWN = ("known", "seed1known", "knownpeak", "seed1knownage", "knownagestarts")      # conditions told the truth's thresholds
 
 
 def draw(n: int) -> dict:
@@ -175,8 +181,20 @@ def run_condition(n: int, condition: str, args) -> dict:
                            fit_seed_peak=condition in ("fitpeak", "fitboth", "nocorepeak", "knownpeak"),
                            absent_core_evidence=condition in ("nocore", "nocorepeak"))
     started = time.perf_counter()
+    extra = []
+    if condition in ("seed1knownage", "agestarts", "knownagestarts"):  # one more start: at the truth's age / at 4× the default age
+        from HybridNeuroLib.fit.initialise import starting_points  # noqa: PLC0415
+        from HybridNeuroLib.fit.optimize import GrowthFit  # noqa: PLC0415
+        from HybridNeuroLib.physics.initial import lesion_seed  # noqa: PLC0415
+        data0 = prepare_observations(t["tissue"], [(day, geometry.image_from_array(array)) for day, array in observed],
+                                     voxel_mm=settings.voxel_mm, region_margin_mm=settings.region_margin_mm)
+        seed0 = lesion_seed(data0.first_labels, settings.thresholds.edema_flair)
+        dw0, rho0 = starting_points(data0, settings)[0]
+        from HybridNeuroLib.fit.initialise import onset_days  # noqa: PLC0415
+        age = t["days"][0] if condition == "seed1knownage" else 4.0 * onset_days(data0, settings, dw0, rho0, 3.0)
+        extra = [GrowthFit(dw0, rho0, seed0.centre_ras_mm, 3.0, math.nan, onset_days=age)]
     result = fit_growth(t["tissue"], [(day, geometry.image_from_array(array)) for day, array in observed], settings,
-                        progress=False)
+                        progress=False, extra_starts=extra)
     fit_s = time.perf_counter() - started
     forecast = predict(result, tissue_at(1), [study_days[3]])
     future = labels[3] > 0
@@ -210,7 +228,8 @@ def run_condition(n: int, condition: str, args) -> dict:
             "dice": dice(sitk.GetArrayViewFromImage(forecast.labels[0]) > 0, future),
             "volumes_ml": [float((array > 0).sum()) * geometry.voxel_volume_mm3 / 1000 for array in labels],
             "first_core_ml": float(((labels[0] == 1) | (labels[0] == 3)).sum()) * geometry.voxel_volume_mm3 / 1000,
-            "peak_fit": best.peak_density, "loss": best.loss, "loss_at_truth": loss_at_truth, "fit_s": fit_s, "simulate_s": t["simulate_s"], "evaluations": args.evaluations}
+            "peak_fit": best.peak_density, "loss": best.loss, "loss_at_truth": loss_at_truth, "onset_true": t["days"][0],
+            "start_losses": [s.loss for s in result.starts], "start_onsets": [s.onset_days for s in result.starts], "fit_s": fit_s, "simulate_s": t["simulate_s"], "evaluations": args.evaluations}
 
 
 OWN_OPTIONS = {"base": {}, "fitthr": {"fit_thresholds": True}, "fitpeak": {"fit_seed_peak": True},
