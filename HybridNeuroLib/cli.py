@@ -31,12 +31,12 @@ INSTALL_HINT = ("install it from the HybridNeuro module panel in 3D Slicer (Depe
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a cancel from the Slicer module), raised like Ctrl-C so every clean-up runs."""
+    """SIGTERM (a cancel from the Slicer module; CTRL+BREAK on Windows), raised like Ctrl-C so every clean-up runs."""
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` for the block (main thread only; elsewhere a no-op)."""
+    """Turn SIGTERM (and Windows' SIGBREAK) into :class:`Terminated` for the block (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -44,16 +44,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
     def stop(signum, frame):
         raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    signals = [signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def missing_package(error: ImportError) -> str | None:
+    """The third-party package an ImportError says is missing; None for a broken import of this engine (a bug)."""
+    name = (getattr(error, "name", None) or "").split(".")[0]
+    return None if not name or name == "HybridNeuroLib" else name
 
 
 def missing_package_message(error: ImportError) -> str:
-    name = (getattr(error, "name", None) or str(error)).split(".")[0]
-    return f"missing package {name!r} ({error}); {INSTALL_HINT}"
+    return f"missing package {missing_package(error)!r} ({error}); {INSTALL_HINT}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
     except ImportError as error:
+        if missing_package(error) is None:
+            raise  # the engine itself is broken: a traceback is what a developer needs
         print(f"hybridneuro: error: {missing_package_message(error)}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
@@ -86,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             out = getattr(args, "out", None)
             print(f"hybridneuro {args.command}: interrupted; nothing was written to {out}" if out is not None else
                   f"hybridneuro {args.command}: interrupted", file=sys.stderr)
-            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            return 128 + (int(stop.args[0]) if isinstance(stop, Terminated) else signal.SIGINT)
         except ImportError as error:
+            if missing_package(error) is None:
+                raise
             print(f"hybridneuro {args.command}: error: {missing_package_message(error)}", file=sys.stderr)
             return 2
         except USER_ERRORS as error:

@@ -24,6 +24,7 @@ inject commands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from HybridNeuroLib.progress import parse_progress_line
+
+CANCEL_GRACE_S = 10.0  # Windows: seconds between CTRL+BREAK and a forced kill of the process tree
 
 
 class CliJob:
@@ -74,8 +77,9 @@ class CliJob:
             raise RuntimeError("the job was already started")
         environment = dict(os.environ if self.environment is None else self.environment)
         environment["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed
-        group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
-                 else {"start_new_session": True})  # own process group: cancel reaches its children
+        # own process group, so that a cancel reaches its children; on Windows no console window either
+        group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+                 if os.name == "nt" else {"start_new_session": True})
         self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
                                          errors="replace", env=environment, **group)
@@ -115,10 +119,16 @@ class CliJob:
         if self._process is None or self._process.poll() is not None:
             return
         self.cancelled = True
-        if os.name == "nt":
+        if os.name != "nt":
+            os.killpg(self._process.pid, signal.SIGTERM)  # the CLI cleans up its staging folder and exits
+            return
+        # Windows: CTRL+BREAK lets the CLI clean up as on SIGTERM; whatever still runs after a grace period is killed
+        with contextlib.suppress(OSError):
+            self._process.send_signal(signal.CTRL_BREAK_EVENT)
+        try:
+            self._process.wait(timeout=CANCEL_GRACE_S)
+        except subprocess.TimeoutExpired:
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True)
-        else:
-            os.killpg(self._process.pid, signal.SIGTERM)
 
     # -- results ----------------------------------------------------------------
     def _handle(self, line: str) -> None:

