@@ -38,9 +38,13 @@ Conditions (``--conditions``), each switching ONE factor from ``base``:
 - ``knownpeak``  ``known`` and ``fitpeak`` together;
 - ``seed1knownage`` diagnostic: ``seed1known`` plus a second CMA-ES start whose onset is the truth's
   (the lesion's real age); the lower final loss wins, as for any multi-start;
-- ``agestarts`` candidate fix (bench-level): ``base`` plus a second start 4× older than the default
-  start's onset estimate (no truth used); lower final loss wins;
+- ``agestarts`` the fix: ``base`` with ``FitSettings(onset_age_factors=(1, 4))`` (a second CMA-ES start
+  4× older than the onset estimate, no truth used, full budget each; lower final loss wins);
 - ``knownagestarts`` ``agestarts`` with the thresholds known.
+
+``--age-factors F …`` sets ``onset_age_factors`` of every other condition (default 1: the single-age
+start, whatever the library default), e.g. ``--conditions base known --age-factors 1 3 10``; rows
+record the factors, the tables label a condition with them (``base ×(1, 3, 10)``).
 
 Fit: ``FitSettings(optimizer="cmaes", starts=1, fit_onset=True, members=0)`` on the 2 mm grid
 (the best current fit), ``--evaluations`` CMA-ES losses. Reported per subject and condition: D_w,
@@ -162,6 +166,24 @@ def truth(n: int, voxel_mm: int, seed_family: str, cache: Path) -> dict:
     return {**d, "tissue": tissue, "density": density, "days": days, "simulate_s": simulate_s, "centre": centre}
 
 
+def age_factors(condition: str, args) -> tuple[float, ...]:
+    """The fit's ``onset_age_factors``: (1, 4) for the ``*agestarts`` conditions, else ``--age-factors``."""
+    return (1.0, 4.0) if condition in ("agestarts", "knownagestarts") else tuple(args.age_factors)
+
+
+def label(row: dict) -> str:
+    """Condition name, with the onset age factors when not the single-age start."""
+    factors = row.get("age_factors", [1.0, 4.0] if row["condition"] in ("agestarts", "knownagestarts") else [1.0])
+    if row["condition"] in ("agestarts", "knownagestarts") or list(factors) == [1.0]:
+        return row["condition"]
+    return f"{row['condition']} ×({', '.join(f'{f:g}' for f in factors)})"
+
+
+def done_key(row: dict) -> tuple:
+    default = (1.0, 4.0) if row["condition"] in ("agestarts", "knownagestarts") else (1.0,)
+    return (row["subject"], row["condition"], row["evaluations"], tuple(row.get("age_factors", default)))
+
+
 def run_condition(n: int, condition: str, args) -> dict:
     voxel = 2 if condition == "truth2mm" else 1
     t = truth(n, voxel, "peak1" if condition.startswith("seed1") else "tgt", args.cache)
@@ -179,10 +201,11 @@ def run_condition(n: int, condition: str, args) -> dict:
                            core_weight={"coreX3": 3.0, "coreX0.3": 0.3}.get(condition, 1.0),
                            fit_thresholds=condition in ("fitthr", "fitboth"),
                            fit_seed_peak=condition in ("fitpeak", "fitboth", "nocorepeak", "knownpeak"),
-                           absent_core_evidence=condition in ("nocore", "nocorepeak"))
+                           absent_core_evidence=condition in ("nocore", "nocorepeak"),
+                           onset_age_factors=age_factors(condition, args))
     started = time.perf_counter()
     extra = []
-    if condition in ("seed1knownage", "agestarts", "knownagestarts"):  # one more start: at the truth's age / at 4× the default age
+    if condition == "seed1knownage":  # diagnostic: one more start at the truth's own age (uses the truth)
         from HybridNeuroLib.fit.initialise import starting_points  # noqa: PLC0415
         from HybridNeuroLib.fit.optimize import GrowthFit  # noqa: PLC0415
         from HybridNeuroLib.physics.initial import lesion_seed  # noqa: PLC0415
@@ -190,9 +213,7 @@ def run_condition(n: int, condition: str, args) -> dict:
                                      voxel_mm=settings.voxel_mm, region_margin_mm=settings.region_margin_mm)
         seed0 = lesion_seed(data0.first_labels, settings.thresholds.edema_flair)
         dw0, rho0 = starting_points(data0, settings)[0]
-        from HybridNeuroLib.fit.initialise import onset_days  # noqa: PLC0415
-        age = t["days"][0] if condition == "seed1knownage" else 4.0 * onset_days(data0, settings, dw0, rho0, 3.0)
-        extra = [GrowthFit(dw0, rho0, seed0.centre_ras_mm, 3.0, math.nan, onset_days=age)]
+        extra = [GrowthFit(dw0, rho0, seed0.centre_ras_mm, 3.0, math.nan, onset_days=t["days"][0])]
     result = fit_growth(t["tissue"], [(day, geometry.image_from_array(array)) for day, array in observed], settings,
                         progress=False, extra_starts=extra)
     fit_s = time.perf_counter() - started
@@ -229,7 +250,9 @@ def run_condition(n: int, condition: str, args) -> dict:
             "volumes_ml": [float((array > 0).sum()) * geometry.voxel_volume_mm3 / 1000 for array in labels],
             "first_core_ml": float(((labels[0] == 1) | (labels[0] == 3)).sum()) * geometry.voxel_volume_mm3 / 1000,
             "peak_fit": best.peak_density, "loss": best.loss, "loss_at_truth": loss_at_truth, "onset_true": t["days"][0],
-            "start_losses": [s.loss for s in result.starts], "start_onsets": [s.onset_days for s in result.starts], "fit_s": fit_s, "simulate_s": t["simulate_s"], "evaluations": args.evaluations}
+            "start_losses": [s.loss for s in result.starts], "start_onsets": [s.onset_days for s in result.starts], "start_onsets_from": [s.start_onset_days for s in result.starts],
+            "age_factors": list(age_factors(condition, args)),
+            "fit_s": fit_s, "simulate_s": t["simulate_s"], "evaluations": args.evaluations}
 
 
 OWN_OPTIONS = {"base": {}, "fitthr": {"fit_thresholds": True}, "fitpeak": {"fit_seed_peak": True},
@@ -243,9 +266,10 @@ def run_own(n: int, condition: str, args) -> dict:
     import bench_fit  # noqa: PLC0415  (same folder)
 
     settings = FitSettings(optimizer="cmaes", starts=1, fit_onset=True, members=0, evaluations=args.evaluations,
-                           **OWN_OPTIONS[condition])
+                           onset_age_factors=tuple(args.age_factors), **OWN_OPTIONS[condition])
     row = bench_fit.run_subject(n, settings)
     return {"subject": n, "condition": condition, "evaluations": args.evaluations,
+            "age_factors": list(args.age_factors),
             **{key: row[key] for key in ("dw_true", "rho_true", "dw_fit", "rho_fit", "dice_fit", "fit_s")},
             "dw_err": row["dw_fit"] / row["dw_true"] - 1, "rho_err": row["rho_fit"] / row["rho_true"] - 1,
             "speed_err": math.sqrt(row["dw_fit"] * row["rho_fit"] / (row["dw_true"] * row["rho_true"])) - 1}
@@ -255,11 +279,11 @@ def own_table(rows: list[dict]) -> str:
     lines = ["| condition | subject | D_w true | D_w fit | ρ true | ρ fit | err D_w | err ρ | err speed | Dice | fit s |",
              "|" + "---|" * 11]
     for r in rows:
-        lines.append(f"| {r['condition']} | {r['subject']} | {r['dw_true']:.3f} | {r['dw_fit']:.3f} | "
+        lines.append(f"| {label(r)} | {r['subject']} | {r['dw_true']:.3f} | {r['dw_fit']:.3f} | "
                      f"{r['rho_true']:.4f} | {r['rho_fit']:.4f} | {r['dw_err']:+.0%} | {r['rho_err']:+.0%} | "
                      f"{r['speed_err']:+.0%} | {r['dice_fit']:.3f} | {r['fit_s']:.0f} |")
-    for condition in dict.fromkeys(r["condition"] for r in rows):
-        group = [r for r in rows if r["condition"] == condition]
+    for condition in dict.fromkeys(label(r) for r in rows):
+        group = [r for r in rows if label(r) == condition]
         med = lambda key: float(np.median([abs(r[key]) for r in group]))  # noqa: E731
         lines.append(f"| **{condition} median** ({len(group)}) | | | | | | **{med('dw_err'):.0%}** | "
                      f"**{med('rho_err'):.0%}** | **{med('speed_err'):.0%}** | "
@@ -273,7 +297,7 @@ def table(rows: list[dict]) -> str:
              "T1Gd θ true/fit | peak fit | err D_w | err ρ | err speed | Dice | loss fit | loss truth | fit s |",
              "|" + "---|" * 18]
     for r in rows:
-        lines.append(f"| {r['condition']} | {r['subject']} | {r['dw_true']:.3f} | {r['dw_fit']:.3f} | "
+        lines.append(f"| {label(r)} | {r['subject']} | {r['dw_true']:.3f} | {r['dw_fit']:.3f} | "
                      f"{r['rho_true']:.4f} | {r['rho_fit']:.4f} | {r['width_mm']:.1f} | "
                      f"{math.sqrt(r['dw_fit'] / r['rho_fit']):.1f} | {r['flair_true']:.3f}/{r['flair_fit']:.3f} | "
                      f"{r['t1gd_true']:.3f}/{r['t1gd_fit']:.3f} | {r.get('peak_fit', 1.0):.2f} | {r['dw_err']:+.0%} | "
@@ -282,8 +306,8 @@ def table(rows: list[dict]) -> str:
     summary = ["| condition | n | median D_w fit/true | median \\|err D_w\\| | median \\|err ρ\\| | "
                "median \\|err speed\\| | median Dice | fits with loss > loss at truth | median fit s |",
                "|" + "---|" * 9]
-    for condition in dict.fromkeys(r["condition"] for r in rows):
-        group = [r for r in rows if r["condition"] == condition]
+    for condition in dict.fromkeys(label(r) for r in rows):
+        group = [r for r in rows if label(r) == condition]
         med = lambda key, f=abs: float(np.median([f(r[key]) for r in group]))  # noqa: E731
         summary.append(f"| {condition} | {len(group)} | {med('dw_err', lambda v: 1 + v):.2f}× | {med('dw_err'):.0%} | "
                        f"{med('rho_err'):.0%} | {med('speed_err'):.0%} | {med('dice', float):.3f} | "
@@ -298,6 +322,9 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     parser.add_argument("--evaluations", type=int, default=600, help="CMA-ES losses per fit")
+    parser.add_argument("--age-factors", type=float, nargs="+", default=[1.0], metavar="F",
+                        help="FitSettings.onset_age_factors of every fit (default 1: the single-age start "
+                             "of the study's first passes, whatever the library default; *agestarts use 1 4)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hybridneuro_fit_bias"))
     parser.add_argument("--rows", type=Path, default=Path("/tmp/hybridneuro_fit_bias/rows.jsonl"),
                         help="results appended here as JSON lines (re-running skips rows already there)")
@@ -309,32 +336,32 @@ def main() -> None:
     if args.own is not None:
         torch.set_num_threads(1)
         rows = [json.loads(line) for line in args.rows.read_text().splitlines()] if args.rows.exists() else []
-        done = {(r["subject"], r["condition"], r["evaluations"]) for r in rows}
+        done = {done_key(r) for r in rows}
         for condition in args.conditions if not args.table else []:
             for n in args.own:
-                if (n, condition, args.evaluations) not in done:
+                if (n, condition, args.evaluations, tuple(args.age_factors)) not in done:
                     row = run_own(n, condition, args)
                     print(json.dumps(row), flush=True)
                     with args.rows.open("a") as out:
                         out.write(json.dumps(row) + "\n")
                     rows.append(row)
-        print(own_table(sorted(rows, key=lambda r: (list(OWN_OPTIONS).index(r["condition"]), r["subject"]))))
+        print(own_table(sorted(rows, key=lambda r: (list(OWN_OPTIONS).index(r["condition"]), label(r), r["subject"]))))
         return
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in args.rows.read_text().splitlines()] if args.rows.exists() else []
     if not args.table:
-        done = {(r["subject"], r["condition"], r["evaluations"]) for r in rows}
+        done = {done_key(r) for r in rows}
         for condition in args.conditions:
             for n in range(args.first, args.first + args.subjects):
-                if (n, condition, args.evaluations) in done:
+                if (n, condition, args.evaluations, age_factors(condition, args)) in done:
                     continue
                 row = run_condition(n, condition, args)
                 print(json.dumps(row), flush=True)
                 with args.rows.open("a") as out:
                     out.write(json.dumps(row) + "\n")
                 rows.append(row)
-    print(table(sorted(rows, key=lambda r: (CONDITIONS.index(r["condition"]), r["subject"]))))
+    print(table(sorted(rows, key=lambda r: (CONDITIONS.index(r["condition"]), label(r), r["subject"]))))
 
 
 if __name__ == "__main__":

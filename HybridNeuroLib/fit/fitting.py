@@ -25,7 +25,9 @@ keeping the lowest loss; then the uncertainty ensemble
 population priors, and a warning says that growth speed is not identifiable. With
 ``settings.fit_onset`` the starts are a small seed (``onset_seed_radius_mm``; its radius still
 fitted) grown for a fitted onset before the first timepoint, instead of a Gaussian at the first
-timepoint. With ``settings.fit_thresholds`` (CMA-ES) θ_FLAIR and θ_T1Gd are searched too, within
+timepoint; the onset starts are the age estimate × each of ``settings.age_factors()`` (every
+start has the full budget; ``GrowthFit.start_onset_days`` records where each began, and the
+message says which won). With ``settings.fit_thresholds`` (CMA-ES) θ_FLAIR and θ_T1Gd are searched too, within
 their bounds; the result's ``settings.thresholds`` are then the fitted ones.
 Deterministic for a fixed ``settings.seed`` (CPU).
 """
@@ -42,7 +44,7 @@ import SimpleITK as sitk
 import torch
 
 from HybridNeuroLib.fit.ensemble import ensemble_members
-from HybridNeuroLib.fit.initialise import onset_days, starting_points
+from HybridNeuroLib.fit.initialise import onset_starts_days, starting_points
 from HybridNeuroLib.fit.objective import Objective
 from HybridNeuroLib.fit.observations import FitData, prepare_observations
 from HybridNeuroLib.fit.optimize import GrowthFit
@@ -91,9 +93,12 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
                          f"tissue domain ({error})") from None
     if settings.fit_onset and identifiable:  # a small seed, dated from the first lesion's size
         radius = min(settings.onset_seed_radius_mm, seed.radius_mm)
-        points = [GrowthFit(dw, rho, seed.centre_ras_mm, radius, math.nan,
-                            onset_days=onset_days(data, settings, dw, rho, radius))
-                  for dw, rho in starting_points(data, settings)]
+        growth = starting_points(data, settings)
+        ages = [onset_starts_days(data, settings, dw, rho, radius) for dw, rho in growth]
+        # age factor outer, (D_w, ρ) start inner: the factor-1 starts keep the indices (random seeds) of a
+        # single-age fit, so adding factors only adds starts (the best loss cannot get worse)
+        points = [GrowthFit(dw, rho, seed.centre_ras_mm, radius, math.nan, onset_days=age[k])
+                  for k in range(max(len(a) for a in ages)) for (dw, rho), age in zip(growth, ages) if k < len(age)]
     else:
         points = [GrowthFit(dw, rho, seed.centre_ras_mm, seed.radius_mm, math.nan)
                   for dw, rho in starting_points(data, settings)]
@@ -103,9 +108,11 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
         starts = []
         for n, start in enumerate(points):
             log(f"start {n + 1}/{len(points)}: D_w = {start.dw_mm2_per_day:.3g} mm²/day, "
-                f"ρ = {start.rho_per_day:.3g} /day")
-            starts.append(refine(objective, start, settings, random_seed=settings.seed * 1000 + n,
-                                 fit_growth=identifiable, on_step=bar.advance))
+                f"ρ = {start.rho_per_day:.3g} /day"
+                + (f", onset {start.onset_days:.4g} days" if settings.fit_onset and identifiable else ""))
+            fitted = refine(objective, start, settings, random_seed=settings.seed * 1000 + n,
+                            fit_growth=identifiable, on_step=bar.advance)
+            starts.append(replace(fitted, start_onset_days=start.onset_days))
         good = [s for s in starts if math.isfinite(s.loss)]
         if not good:
             raise ValueError("fit diverged: every start stopped before a finite loss "
@@ -123,6 +130,9 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
                 f"D_w = {best.dw_mm2_per_day:.4g} mm²/day, ρ = {best.rho_per_day:.4g} /day, "
                 f"front speed {best.front_speed_mm_per_day:.4g} mm/day"
                 + (f", onset {best.onset_days:.4g} days before day {data.first_day:g}" if best.onset_days else "")
+                + (f" (from the start at onset {best.start_onset_days:.4g} days, of "
+                   f"{', '.join(sorted({f'{s.start_onset_days:.4g}' for s in starts}, key=float))})"
+                   if len({s.start_onset_days for s in starts}) > 1 else "")
                 + (f", thresholds FLAIR {best.edema_flair:.3f}, T1Gd {best.enhancing_t1gd:.3f} (fitted)"
                    if best.edema_flair is not None else ""),)
     return FitResult(best, tuple(members), settings, tuple(data.first_day + o.day for o in data.observations),

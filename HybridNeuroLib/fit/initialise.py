@@ -13,7 +13,12 @@ profile u = (1 + e^{ξ/√6})^−2, ξ in units of ℓ) the gap between u = 0.25
 ≈ 3.5 ℓ. Without a core, ℓ comes from the population priors. Multi-start points spread ℓ by
 factors e^{−1}…e^{+1} along the curve D·ρ = (v/2)², the direction that whole-tumour growth
 alone cannot pin down; a random jitter (from the fit's seed) breaks ties. With an onset to
-fit, :func:`onset_days` dates a small seed from the first lesion's size and the front speed.
+fit, :func:`onset_days` dates a small seed from the first lesion's size and the front speed, and
+:func:`onset_starts_days` turns that estimate into one start age per ``settings.age_factors()``:
+
+    >>> from HybridNeuroLib.fit.initialise import multiply_onset
+    >>> multiply_onset(60.0, (1.0, 4.0, 40.0, 50.0), (1.0, 2000.0))   # clipped, equal ones once
+    [60.0, 240.0, 2000.0]
 """
 
 from __future__ import annotations
@@ -79,3 +84,26 @@ def onset_days(data: FitData, settings: FitSettings, dw_mm2_per_day: float, rho_
     gap_mm = equivalent_radius_mm(data.observations[0].volume_ml) - visible_mm
     days = max(gap_mm, 0.0) / (2.0 * math.sqrt(dw_mm2_per_day * rho_per_day))
     return float(np.clip(days, *settings.onset_bounds_days))
+
+
+def multiply_onset(onset: float, factors: Sequence[float], bounds_days: tuple[float, float]) -> list[float]:
+    """``onset`` (days) × each factor, clipped to ``bounds_days``; equal results once, first-seen order."""
+    ages: list[float] = []
+    for factor in factors:
+        age = float(np.clip(onset * factor, *bounds_days))
+        if not any(math.isclose(age, seen, rel_tol=1e-9) for seen in ages):
+            ages.append(age)
+    return ages
+
+
+def onset_starts_days(data: FitData, settings: FitSettings, dw_mm2_per_day: float, rho_per_day: float,
+                      seed_radius_mm: float) -> list[float]:
+    """Start onsets (days before the first scan): :func:`onset_days` × each of ``settings.age_factors()``.
+
+    Two scans of a lesion without a visible core barely date it, and the single estimate tends to
+    make it far too young (a young front has not reached its asymptotic speed 2√(D_w ρ), so a fit
+    started there raises D_w to cover the observed growth); older starts let the optimiser reach
+    the older basin. Clipped to ``settings.onset_bounds_days``, duplicates dropped, the factor order kept.
+    """
+    return multiply_onset(onset_days(data, settings, dw_mm2_per_day, rho_per_day, seed_radius_mm),
+                          settings.age_factors(), settings.onset_bounds_days)

@@ -55,6 +55,7 @@ class GrowthFit:
     edema_flair: float | None = None     # fitted visibility thresholds (settings.fit_thresholds), else None
     enhancing_t1gd: float | None = None
     peak_density: float = 1.0            # the seed's peak (fitted with settings.fit_seed_peak)
+    start_onset_days: float | None = field(default=None, compare=False)  # onset (days) this start began from
 
     @property
     def seed(self) -> Seed:

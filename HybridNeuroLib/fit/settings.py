@@ -15,6 +15,11 @@ With ``fit_thresholds`` (CMA-ES only) the visibility thresholds are estimated pe
 ``flair_threshold_bounds`` / ``t1gd_threshold_bounds``; the fit result's settings then carry the
 fitted ones (forecast labels use them). With ``fit_seed_peak`` (CMA-ES only) the seed's peak
 density is fitted within ``seed_peak_bounds`` too (a young lesion need not be saturated).
+With ``fit_onset``, ``onset_age_factors`` multiply the estimated lesion age (days the seed grew
+before the first scan, :func:`HybridNeuroLib.fit.initialise.onset_days`): one start per factor
+(and per (D_w, ρ) start), each with the full optimiser budget, the lowest final loss wins — two
+scans of a lesion without a core barely date it, and the estimate is often far too young (see
+:meth:`FitSettings.age_factors` for the default).
 The priors are the population values used when growth speed is not identifiable (one timepoint).
 """
 
@@ -62,6 +67,7 @@ class FitSettings:
     fit_onset: bool = False                # also fit how long the seed grew before the first timepoint
     onset_bounds_days: tuple[float, float] = (1.0, 2000.0)
     onset_seed_radius_mm: float = 3.0      # with fit_onset: the starting seed's half-maximum radius
+    onset_age_factors: tuple[float, ...] | None = (1.0,)  # with fit_onset: start ages = age estimate × each (see age_factors)
     fit_thresholds: bool = False           # CMA-ES only: also estimate θ_FLAIR, θ_T1Gd per patient (bounds below)
     flair_threshold_bounds: tuple[float, float] = (0.2, 0.3)   # literature ranges (DESIGN.md)
     t1gd_threshold_bounds: tuple[float, float] = (0.6, 0.7)
@@ -103,6 +109,11 @@ class FitSettings:
             raise ValueError(f"fit settings: threshold bounds must satisfy 0 < FLAIR low < FLAIR high < T1Gd low < "
                              f"T1Gd high < necrotic {self.thresholds.necrotic}, got FLAIR {tuple(flair)}, "
                              f"T1Gd {tuple(t1gd)}")
+        factors = self.onset_age_factors
+        if factors is not None and (len(factors) < 1 or not all(
+                isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in factors)):
+            raise ValueError("fit settings: onset_age_factors must be None or a non-empty tuple of finite numbers > 0 "
+                             f"(multipliers of the estimated lesion age), got {factors!r}")
         low, high = self.seed_peak_bounds
         if not 0 < low < high <= 1:
             raise ValueError(f"fit settings: seed_peak_bounds must satisfy 0 < low < high ≤ 1, got {(low, high)}")
@@ -128,6 +139,17 @@ class FitSettings:
         if not 0 < self.shrink_tolerance <= 1:
             raise ValueError(f"fit settings: shrink_tolerance must lie in (0, 1], got {self.shrink_tolerance!r}")
 
+    def age_factors(self) -> tuple[float, ...]:
+        """The lesion-age multipliers of the onset starts (dimensionless; ``onset_age_factors`` resolved).
+
+        Each start's onset (days before the first scan) is the age estimate × one factor, clipped to
+        ``onset_bounds_days``; equal clipped onsets are started once. Every start gets the full budget
+        (``evaluations`` CMA-ES losses / ``iterations`` Adam steps), so the fit costs ``len(factors)``×
+        a single-age fit, and the factor-1.0 start is exactly the single-age fit: the multi-start's
+        best loss is never higher. ``None`` (not set) means (1.0,). Unused without ``fit_onset``.
+        """
+        return (1.0,) if self.onset_age_factors is None else tuple(float(f) for f in self.onset_age_factors)
+
     def to_dict(self) -> dict:
         record = asdict(self)
         record["dw_bounds_mm2_per_day"] = list(self.dw_bounds_mm2_per_day)
@@ -136,6 +158,8 @@ class FitSettings:
         record["flair_threshold_bounds"] = list(self.flair_threshold_bounds)
         record["t1gd_threshold_bounds"] = list(self.t1gd_threshold_bounds)
         record["seed_peak_bounds"] = list(self.seed_peak_bounds)
+        if self.onset_age_factors is not None:
+            record["onset_age_factors"] = list(self.onset_age_factors)
         return record
 
     @classmethod
@@ -143,7 +167,7 @@ class FitSettings:
         record = dict(record)
         record["thresholds"] = ImagingThresholds(**record.get("thresholds", {}))
         for name in ("dw_bounds_mm2_per_day", "rho_bounds_per_day", "onset_bounds_days", "flair_threshold_bounds",
-                     "t1gd_threshold_bounds", "seed_peak_bounds"):
-            if name in record:
+                     "t1gd_threshold_bounds", "seed_peak_bounds", "onset_age_factors"):
+            if record.get(name) is not None:
                 record[name] = tuple(record[name])
         return cls(**record)
