@@ -1,4 +1,4 @@
-"""``hybridneuro run``: the whole pipeline on a study folder — segment, fit, predict, treat, report.
+"""``hybridneuro run``: the whole pipeline of the study's disease — for glioma: segment, fit, predict, treat, report.
 
     $ hybridneuro run study --out results                     # physics model, the study's predict_days
     $ hybridneuro run --sample --out results                  # the embedded sample case
@@ -14,7 +14,9 @@ intervals, volumes per day with ranges, model, settings, inputs, warnings, softw
 ``lesion_volume.png``, ``scenarios/scenarios.png`` and ``scene.mrb`` (open it in 3D Slicer).
 OUT appears only when everything succeeded (written into a hidden staging folder beside it,
 renamed at the end); it must be new or empty, or with ``--overwrite`` an earlier HybridNeuro output
-holding nothing else (:mod:`HybridNeuroLib.outputs`). Python: ``HybridNeuroLib.pipeline.run_pipeline``.
+holding nothing else (:mod:`HybridNeuroLib.outputs`). The pipeline is the one the study's disease
+declares (``HybridNeuroLib.diseases``). Python: ``HybridNeuroLib.diseases.run_study`` (any disease) or
+``HybridNeuroLib.pipeline.run_pipeline`` (glioma).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pathlib import Path
 from HybridNeuroLib.commands.fit import add_fit_options, fit_settings
 from HybridNeuroLib.commands.treat import add_scenario_options, scenario_options
 from HybridNeuroLib.outputs import check_output_folder
-from HybridNeuroLib.pipeline import PipelineSettings, run_pipeline
+from HybridNeuroLib.diseases import disease, run_study
+from HybridNeuroLib.pipeline import PipelineSettings
 
 
 def register(subparsers) -> None:
@@ -58,10 +61,8 @@ def study_folder(args: argparse.Namespace) -> Path:
     if (args.study is None) == (not args.sample):
         raise ValueError("give either a study folder or --sample (the embedded sample case), not both or neither")
     if args.sample:
-        from HybridNeuroLib.synth.sample import sample_case
-
         print("preparing the embedded sample case (generated once, then cached)")
-        return sample_case()
+        return disease("glioma").sample_case()
     return args.study
 
 
@@ -71,13 +72,12 @@ def run(args: argparse.Namespace) -> int:
                                 scenario_options=scenario_options(args), segmentation_model=args.segmentation_model,
                                 allow_long_horizon=args.allow_long_horizon)
     check_output_folder(args.out, inputs=[args.study], overwrite=args.overwrite)  # before the sample case is made
-    result = run_pipeline(study_folder(args), args.out, settings, overwrite=args.overwrite, log=print)
+    result = run_study(study_folder(args), args.out, settings, overwrite=args.overwrite, log=print)
     report = result.report
     for message in report["warnings"]:
         print(f"warning: {message}")
-    parameters = report["parameters"]
+    parameters, intervals = report.get("parameters", {}), report.get("intervals", {})
     if "D_w_mm2_per_day" in parameters:
-        intervals = report["intervals"]
         print(f"fitted D_w = {parameters['D_w_mm2_per_day']:.3g} mm²/day {intervals['D_w_mm2_per_day']}, "
               f"ρ = {parameters['rho_per_day']:.3g}/day {intervals['rho_per_day']}")
     for row in report["volumes"]:
@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                  if "observed_ml" in row else "")
         print(f"day {row['day']:g} ({row['kind']}): whole lesion {row['whole_ml']:.2f} mL "
               f"(range {row['whole_ml_range'][0]:.2f}–{row['whole_ml_range'][1]:.2f}){extra}")
-    print(f"wrote {len(report['files'])} files to {result.out} in {report['wall_time_s']:.0f} s; "
-          f"open {result.out / 'scene.mrb'} in 3D Slicer")
+    scene = result.out / "scene.mrb"
+    print(f"wrote {len(report['files'])} files to {result.out} in {report.get('wall_time_s', 0):.0f} s"
+          + (f"; open {scene} in 3D Slicer" if scene.is_file() else ""))
     return 0

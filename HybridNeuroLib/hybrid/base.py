@@ -61,9 +61,21 @@ class CheckpointError(ValueError):
 
 
 def register(cls: type[ForecastModel]) -> type[ForecastModel]:
-    """Class decorator: make ``cls`` available to :func:`make_model` and :func:`load_model` by ``cls.name``."""
+    """Class decorator: make ``cls`` available to :func:`make_model` and :func:`load_model` by ``cls.name``.
+
+    A model defined outside this package (another disease's, a user's) is listed by its own
+    module, so registering it is all it takes.
+    """
     _REGISTRY[cls.name] = cls
+    MODEL_MODULES.setdefault(cls.name, cls.__module__)
     return cls
+
+
+def unregister(name: str) -> None:
+    """Forget a model registered at run time (its module is imported again on its next use)."""
+    _REGISTRY.pop(name, None)
+    if not MODEL_MODULES.get(name, "").startswith("HybridNeuroLib."):
+        MODEL_MODULES.pop(name, None)
 
 
 def model_names() -> tuple[str, ...]:

@@ -42,7 +42,8 @@ import SimpleITK as sitk
 
 from HybridNeuroLib.mrml.segmentations import segmentation_to_labels
 from HybridNeuroLib.mrml.volumes import volume_to_image
-from HybridNeuroLib.study import IMAGE_KEYS, TISSUE_KEYS, Study, Timepoint, write_study
+from HybridNeuroLib.diseases import disease as declared_disease
+from HybridNeuroLib.study import TISSUE_KEYS, Study, Timepoint, write_study
 
 DAY_ATTRIBUTE = "HybridNeuro.day"
 CONTRAST_ATTRIBUTE = "HybridNeuro.contrast"
@@ -199,9 +200,10 @@ def collect_timepoints(volumes: Sequence | Mapping, *, dicom_value: DicomValue |
     collection such as the scene's volumes), or a mapping ``{day: volume}`` /
     ``{day: {contrast: volume}}`` giving the days explicitly.
     """
-    keys = IMAGE_KEYS.get(disease)
-    if keys is None:
-        raise StudyInputError([f"unknown disease {disease!r}; choose one of {', '.join(IMAGE_KEYS)}"])
+    try:
+        keys = declared_disease(disease).image_keys
+    except ValueError as error:
+        raise StudyInputError([str(error)]) from None
     problems: list[str] = []
     entries: list[tuple[float, str | None, object]] = []  # (day, contrast or None, node)
     if isinstance(volumes, Mapping):

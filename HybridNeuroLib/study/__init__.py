@@ -12,10 +12,10 @@ the rigid alignment of later timepoints to the first one. Input folders are read
 """
 
 from HybridNeuroLib.study.data import Study, Timepoint
-from HybridNeuroLib.study.format import FORMAT_ID, IMAGE_KEYS, SEG_KEY, TISSUE_KEYS
+from HybridNeuroLib.study.format import FORMAT_ID, SEG_KEY, TISSUE_KEYS
 from HybridNeuroLib.study.io import read_study, write_study
 from HybridNeuroLib.study.registration import register_study
 from HybridNeuroLib.study.validate import Problem, StudyError, validate_study
 
-__all__ = ["FORMAT_ID", "IMAGE_KEYS", "SEG_KEY", "TISSUE_KEYS", "Problem", "Study", "StudyError",
+__all__ = ["FORMAT_ID", "SEG_KEY", "TISSUE_KEYS", "Problem", "Study", "StudyError",
            "Timepoint", "read_study", "register_study", "validate_study", "write_study"]

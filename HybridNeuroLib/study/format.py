@@ -1,10 +1,8 @@
 """Constants of the ``hybridneuro-study/1`` folder format.
 
-    >>> from HybridNeuroLib.study.format import image_key, IMAGE_KEYS
+    >>> from HybridNeuroLib.study.format import image_key
     >>> image_key("t2f.nii.gz"), image_key("seg.nrrd"), image_key("notes.txt")
     ('t2f', 'seg', None)
-    >>> IMAGE_KEYS["glioma"]
-    ('t1n', 't1c', 't2w', 't2f')
 
 Layout (paths relative to the study folder)::
 
@@ -14,7 +12,9 @@ Layout (paths relative to the study folder)::
     <tissue>/gm|wm|csf.nii.gz     optional tissue probabilities ("tissue" in study.json)
     transforms/<timepoint id>.tfm optional rigid transforms written after registration
 
-Modality keys follow BraTS 2023 for glioma; other diseases add their own.
+Each disease declares its modality keys, labels and time unit (:mod:`HybridNeuroLib.diseases`;
+glioma: BraTS 2023 keys and labels, days). ``"time_unit"`` in ``study.json`` is optional and, when
+given, must be the disease's; the timepoint times keep the key ``day`` in this format version.
 """
 
 from __future__ import annotations
@@ -25,18 +25,11 @@ TRANSFORMS_FOLDER = "transforms"
 SEG_KEY = "seg"
 TISSUE_KEYS = ("gm", "wm", "csf")
 
-IMAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "glioma": ("t1n", "t1c", "t2w", "t2f"),
-    "stroke": ("t1n", "t2w", "t2f", "dwi", "adc", "tmax"),
-    "alzheimers": ("t1n", "t2w", "t2f"),
-}
-"""Modality keys each disease may use; the first key a timepoint has is preferred for registration."""
-
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIX = ".nii.gz"
 
 MANIFEST_KEYS = {"format": str, "subject": str, "disease": str, "timepoints": list,
-                 "predict_days": list, "tissue": str}
+                 "predict_days": list, "tissue": str, "time_unit": str}
 REQUIRED_MANIFEST_KEYS = ("format", "subject", "disease", "timepoints")
 TIMEPOINT_KEYS = {"id": str, "day": (int, float)}
 

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from HybridNeuroLib.diseases import Disease, disease, disease_names
 from HybridNeuroLib.study.data import Study, Timepoint
-from HybridNeuroLib.study.format import (FORMAT_ID, IMAGE_KEYS, IMAGE_SUFFIXES, MANIFEST_KEYS, MANIFEST_NAME,
+from HybridNeuroLib.study.format import (FORMAT_ID, IMAGE_SUFFIXES, MANIFEST_KEYS, MANIFEST_NAME,
                                          REQUIRED_MANIFEST_KEYS, SEG_KEY, TIMEPOINT_KEYS, TISSUE_KEYS,
                                          TRANSFORMS_FOLDER, image_key)
 from HybridNeuroLib.study.images import ImageReadError, probability_problem, read_image
@@ -45,7 +46,6 @@ from HybridNeuroLib.study.images import ImageReadError, probability_problem, rea
 GRID_TOLERANCE_MM = 1e-3
 MAX_NAME_BYTES = 100                       # subject and timepoint ids become file, folder and node names
 UNSAFE_NAME_CHARACTERS = ('<', '>', ':', '"', '|', '?', '*')  # not allowed in Windows file names
-BRATS_LABEL_VALUES = {0, 1, 2, 3}
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,12 @@ def name_problem(value) -> str | None:
     return None
 
 
+def disease_of(manifest: dict) -> Disease | None:
+    """The registered disease a manifest names, or None when it names none."""
+    name = manifest.get("disease")
+    return disease(name) if isinstance(name, str) and name in disease_names() else None
+
+
 # -- study.json ------------------------------------------------------------------------
 def check_manifest(manifest) -> list[Problem]:
     """Problems of a parsed ``study.json`` (types, known keys, ids, increasing days)."""
@@ -113,8 +119,13 @@ def check_manifest(manifest) -> list[Problem]:
         problems.append(Problem(where, f"{name_problem(manifest['subject'])} (the subject names output files "
                                        "and Slicer nodes)", "subject"))
     disease = manifest.get("disease")
-    if "disease" in manifest and disease not in IMAGE_KEYS:
-        problems.append(Problem(where, f"must be one of {list(IMAGE_KEYS)}, got {_type_name(disease)}", "disease"))
+    if "disease" in manifest and disease not in disease_names():
+        problems.append(Problem(where, f"must be one of {list(disease_names())}, got {_type_name(disease)}",
+                                "disease"))
+    elif "time_unit" in manifest and manifest["time_unit"] != disease_of(manifest).time_unit:
+        problems.append(Problem(where, f"{disease!r} studies give times in {disease_of(manifest).time_unit!r}, got "
+                                       f"{_type_name(manifest['time_unit'])}; convert the times, or leave the key out",
+                                "time_unit"))
     if "tissue" in manifest:
         problem = _tissue_problem(manifest["tissue"], manifest.get("timepoints"))
         if problem:
@@ -247,7 +258,7 @@ def _find_images(folder: Path) -> dict[str, list[Path]]:
 
 
 def _read_timepoint(folder: Path, tp_id: str, day: float, keys: tuple[str, ...],
-                    problems: list[Problem], check_labels: bool) -> Timepoint | None:
+                    problems: list[Problem], labels: Disease | None) -> Timepoint | None:
     tp_folder = folder / tp_id
     if not tp_folder.is_dir():
         problems.append(Problem(f"{tp_id}/", "timepoint folder is missing"))
@@ -268,8 +279,8 @@ def _read_timepoint(folder: Path, tp_id: str, day: float, keys: tuple[str, ...],
         grid[where] = image
         if key == SEG_KEY:
             seg = image
-            if check_labels:
-                _check_labels(image, where, problems)
+            if labels is not None:
+                _check_labels(image, where, problems, labels)
         else:
             images[key] = image
     if not images and not any(p.where.startswith(f"{tp_id}/") for p in problems):
@@ -280,15 +291,15 @@ def _read_timepoint(folder: Path, tp_id: str, day: float, keys: tuple[str, ...],
     return Timepoint(tp_id, float(day), ordered, seg) if ordered else None
 
 
-def _check_labels(image: sitk.Image, where: str, problems: list[Problem]) -> None:
+def _check_labels(image: sitk.Image, where: str, problems: list[Problem], labels: Disease) -> None:
     values = sitk.GetArrayViewFromImage(image)
+    known = ", ".join(["0 background", *(f"{label.value} {label.name}" for label in labels.labels)])
     if not np.array_equal(values, np.round(values)):
-        problems.append(Problem(where, "lesion labels must be integers (BraTS: 0, 1, 2, 3)"))
+        problems.append(Problem(where, f"lesion labels must be integers ({labels.name} labels: {known})"))
         return
-    unknown = sorted(set(np.unique(values).astype(int).tolist()) - BRATS_LABEL_VALUES)
+    unknown = sorted(set(np.unique(values).astype(int).tolist()) - labels.label_values)
     if unknown:
-        problems.append(Problem(where, f"unknown label values {unknown[:8]} (BraTS 2023 glioma labels: "
-                                       "0 background, 1 necrotic core, 2 edema, 3 enhancing tumor)"))
+        problems.append(Problem(where, f"unknown label values {unknown[:8]} ({labels.name} labels: {known})"))
 
 
 def _read_tissue(folder: Path, relative: str, problems: list[Problem]) -> dict[str, sitk.Image] | None:
@@ -330,14 +341,15 @@ def load_checked(folder: str | Path) -> Study:
     if manifest is None:
         raise StudyError(folder, problems)
     disease = manifest.get("disease")
-    keys = IMAGE_KEYS.get(disease, tuple(dict.fromkeys(k for ks in IMAGE_KEYS.values() for k in ks)))
+    declared = disease_of(manifest)  # None for an unknown disease (already a problem): read images by any key
+    keys = declared.image_keys if declared else tuple(dict.fromkeys(
+        key for name in disease_names() for key in disease_of({"disease": name}).image_keys))
     timepoints = []
     entries = manifest.get("timepoints") if isinstance(manifest.get("timepoints"), list) else []
     for entry in entries:
         if isinstance(entry, dict) and name_problem(entry.get("id")) is None and entry["id"] != TRANSFORMS_FOLDER:
             day = entry.get("day") if _is_number(entry.get("day")) else math.nan
-            timepoints.append(_read_timepoint(folder, entry["id"], day, keys, problems,
-                                              check_labels=disease == "glioma"))
+            timepoints.append(_read_timepoint(folder, entry["id"], day, keys, problems, labels=declared))
     tissue = None
     if isinstance(manifest.get("tissue"), str) and not any(p.field == "tissue" for p in problems):
         tissue = _read_tissue(folder, manifest["tissue"], problems)
