@@ -12,7 +12,8 @@
 A disease package (``HybridNeuroLib.glioma``, or a third party's own) declares one
 :class:`Disease` and calls :func:`register_disease`. The built-in packages are listed by name in
 :data:`BUILT_IN` and imported only when their disease is first asked for, so this module — and
-every shared layer that uses it (study validation, ``hybridneuro run``, the Slicer module) —
+every shared layer that uses it (study validation, :func:`HybridNeuroLib.runner.run_study`
+behind ``hybridneuro run``, the Slicer module) —
 imports no disease package. Adding a disease is a new package plus one line in :data:`BUILT_IN`
 (or one :func:`register_disease` call from the user's own code).
 """
@@ -100,18 +101,3 @@ def disease(name: str) -> Disease:
     if name not in _REGISTERED:
         raise ValueError(f"unknown disease {name!r}; this version models: {', '.join(disease_names())}")
     return _REGISTERED[name]
-
-
-def run_study(study_folder: str | Path, out: str | Path, settings=None, *, overwrite: bool = False,
-              progress: bool = True, log: Callable[[str], None] = lambda message: None):
-    """``hybridneuro run``: the pipeline of the study's disease (named in its ``study.json``) into ``out``."""
-    from HybridNeuroLib.study.validate import Problem, StudyError, read_manifest
-
-    folder = Path(study_folder)
-    if not folder.is_dir():
-        raise StudyError(folder, [Problem(str(folder), "study folder does not exist")])
-    manifest, problems = read_manifest(folder)
-    if manifest is None or not isinstance(manifest.get("disease"), str):
-        raise StudyError(folder, problems or [])
-    chosen = disease(manifest["disease"])
-    return chosen.run(folder, out, settings, overwrite=overwrite, progress=progress, log=log)

@@ -46,6 +46,7 @@ from HybridNeuroLib.fit.result import PARAMS_NAME, read_params
 from HybridNeuroLib.fit.study_fit import grid_warnings, study_grid, study_labels, study_tissue
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid.base import MODEL_MODULES, RECORD_NAME, TENSORS_NAME, ForecastModel, load_model, make_model
+from HybridNeuroLib.hybrid.summaries import SUMMARY_FORMAT, model_summary, physics_result  # noqa: F401 (API)
 from HybridNeuroLib.metrics import dice
 from HybridNeuroLib.outputs import check_output_folder, day_image_paths, probability_path, staged_output, write_image
 from HybridNeuroLib.physics import TissueMaps, TreatmentPlan
@@ -57,7 +58,6 @@ MODEL_FOLDER, SEGMENTATION_FOLDER, TISSUE_FOLDER, SCENARIO_FOLDER = "model", "se
 REPORT_NAME, OVERLAY_FIGURE, VOLUME_FIGURE, SCENE_NAME = ("report.json", "forecast_overlay.png", "lesion_volume.png",
                                                           "scene.mrb")
 SCENARIOS_NAME, SCENARIO_FIGURE = "scenarios.json", "scenarios.png"
-SUMMARY_FORMAT = "hybridneuro-model-summary/1"
 MAX_HORIZON_DAYS = 1826  # 5 years after the last scan, without --allow-long-horizon
 SHIPPED_SEGMENTATION_NOTE = ("the default segmentation model was trained on synthetic data only; it is not a clinical "
                              "model — check its labels before trusting the forecast")
@@ -91,24 +91,6 @@ def fit_model(study: Study, name: str, fit_settings: FitSettings = FitSettings()
     """``make_model(name, ...).fit_study(study)``; the fit settings go to models that take them."""
     model = make_model(check_model_name(name), **model_options(name, fit_settings))
     return model.fit_study(study, timepoint_ids=timepoint_ids, progress=progress, log=log)
-
-
-def physics_result(model: ForecastModel) -> FitResult | None:
-    """The model's mechanistic fit (parameters, ensemble), when it has one."""
-    result = getattr(model, "result", None)
-    return result if isinstance(result, FitResult) else None
-
-
-def model_summary(model: ForecastModel) -> dict:
-    """What ``params.json`` holds: a physics fit's :class:`FitResult` record, else the model's own summary."""
-    result = physics_result(model)
-    if result is not None:  # hybrids with a mechanistic part: its fit, and which model it belongs to
-        return result.to_dict() | ({} if model.name == "physics" else {"forecast_model": model.name})
-    from HybridNeuroLib import __version__
-
-    summary = model.summary() if callable(getattr(model, "summary", None)) else model.to_record()
-    return {"format": SUMMARY_FORMAT, "model": model.name, "model_version": model.model_version,
-            "software": {"name": "hybridneuro", "version": __version__}, "summary": summary}
 
 
 def fit_files(out: Path) -> list[Path]:
@@ -551,7 +533,7 @@ def run_pipeline(study_folder, out, settings: PipelineSettings = PipelineSetting
                               scenarios=scenarios, warnings=warnings, timings_s=timings,
                               files=sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
                               + [REPORT_NAME],
-                              wall_time_s=time.perf_counter() - started)
+                              wall_time_s=time.perf_counter() - started, model_folder=MODEL_FOLDER)
         _write_json(report, staging / REPORT_NAME)
     steps.close()
     return PipelineResult(out, report, [out / p for p in report["files"]])

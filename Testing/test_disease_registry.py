@@ -221,7 +221,7 @@ def _engine_imports(path: Path) -> set[str]:
     return names
 
 
-SHARED = ["diseases.py", "outputs.py", "geometry.py", "metrics.py", "progress.py", "jobs.py", "device.py",
+SHARED = ["diseases.py", "runner.py", "outputs.py", "geometry.py", "metrics.py", "progress.py", "jobs.py", "device.py",
           "study", "mrml"]
 
 

@@ -10,8 +10,8 @@ import torch
 from HybridNeuroLib.geometry import ImageGeometry
 from HybridNeuroLib.hybrid import load_model, make_model
 from HybridNeuroLib.hybrid.cohort import synthetic_case
-from HybridNeuroLib.hybrid.neural_ode import (DEFAULT_WEIGHTS, BoxData, Trajectories, integrate,
-                                              time_grid)
+from HybridNeuroLib.hybrid.neural_ode import DEFAULT_WEIGHTS
+from HybridNeuroLib.hybrid.neural_ode_core import BoxData, Trajectories, integrate, time_grid
 from HybridNeuroLib.hybrid.neural_ode_training import train_network
 from HybridNeuroLib.hybrid.ode_field import FieldNetwork, VectorField
 from HybridNeuroLib.metrics import dice

@@ -15,7 +15,7 @@ intervals, volumes per day with ranges, model, settings, inputs, warnings, softw
 OUT appears only when everything succeeded (written into a hidden staging folder beside it,
 renamed at the end); it must be new or empty, or with ``--overwrite`` an earlier HybridNeuro output
 holding nothing else (:mod:`HybridNeuroLib.outputs`). The pipeline is the one the study's disease
-declares (``HybridNeuroLib.diseases``). Python: ``HybridNeuroLib.diseases.run_study`` (any disease) or
+declares (``HybridNeuroLib.diseases``). Python: ``HybridNeuroLib.runner.run_study`` (any disease) or
 ``HybridNeuroLib.pipeline.run_pipeline`` (glioma).
 """
 
@@ -27,7 +27,8 @@ from pathlib import Path
 from HybridNeuroLib.commands.fit import add_fit_options, fit_settings
 from HybridNeuroLib.commands.treat import add_scenario_options, scenario_options
 from HybridNeuroLib.outputs import check_output_folder
-from HybridNeuroLib.diseases import disease, run_study
+from HybridNeuroLib.diseases import disease
+from HybridNeuroLib.runner import run_study
 from HybridNeuroLib.pipeline import PipelineSettings
 
 

@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from HybridNeuroLib.hybrid.neural_ode import (DW_BOUNDS_MM2_PER_DAY, RHO_BOUNDS_PER_DAY, VARIANTS, BoxData,
-                                              Trajectories, bounded, initial_code, label_loss, pad_to)
+from HybridNeuroLib.hybrid.neural_ode_core import (DW_BOUNDS_MM2_PER_DAY, RHO_BOUNDS_PER_DAY, VARIANTS, BoxData,
+                                                   Trajectories, bounded, initial_code, label_loss, pad_to)
 from HybridNeuroLib.hybrid.ode_field import FieldNetwork
 from HybridNeuroLib.progress import Progress
 

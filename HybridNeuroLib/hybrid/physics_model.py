@@ -19,7 +19,7 @@
 Fitting is :func:`HybridNeuroLib.fit.fit_growth` (see there); forecasting is
 :func:`HybridNeuroLib.fit.predict`. One timepoint is accepted (growth speed then comes from the
 population priors, with a warning). ``start_from_encoder=True`` adds the series hybrid's
-encoder estimate (:func:`HybridNeuroLib.hybrid.series.encoder_start`, ≥ 2 timepoints) to the
+encoder estimate (:func:`HybridNeuroLib.hybrid.encoder_estimate.encoder_start`, ≥ 2 timepoints) to the
 fit's starts; the lowest final loss still wins. The checkpoint holds the fit record (as
 ``params.json``) and the tissue maps it forecasts on.
 """
@@ -54,7 +54,7 @@ class PhysicsModel(ForecastModel):
         self.tissue = tissue
         extra = []
         if self.start_from_encoder and len({float(day) for day, _ in labels_by_day}) >= 2:
-            from HybridNeuroLib.hybrid.series import encoder_start  # the network is loaded only when asked for
+            from HybridNeuroLib.hybrid.encoder_estimate import encoder_start  # the network is loaded only when asked for
 
             extra.append(encoder_start(tissue, labels_by_day))
         self.result = fit_growth(tissue, labels_by_day, self.settings, device=self.device, progress=progress, log=log,

@@ -56,9 +56,9 @@ def _inputs(original, study_folder: Path, study) -> dict:
 def build_report(original, study, study_folder: Path, settings, model, forecast, *, days: Sequence[float],
                  observed_ml: Mapping[float, float], fit_dice: Mapping[float, float], scenarios: dict | None,
                  warnings: Sequence[str], timings_s: Mapping[str, float], files: Sequence[str],
-                 wall_time_s: float) -> dict:
+                 wall_time_s: float, model_folder: str = "model") -> dict:
     """The report record (see the module docstring); ``original`` is the study as read, ``study`` as fitted."""
-    from HybridNeuroLib.pipeline import MODEL_FOLDER, model_summary, physics_result
+    from HybridNeuroLib.hybrid.summaries import model_summary, physics_result
 
     summary = model_summary(model)
     result = physics_result(model)
@@ -79,7 +79,7 @@ def build_report(original, study, study_folder: Path, settings, model, forecast,
         volumes.append(entry)
     report = {
         "format": REPORT_FORMAT, "software": {"name": "hybridneuro", "version": __version__}, "command": "run",
-        "model": {"name": model.name, "version": model.model_version, "checkpoint": f"{MODEL_FOLDER}/model.json"},
+        "model": {"name": model.name, "version": model.model_version, "checkpoint": f"{model_folder}/model.json"},
         "inputs": _inputs(original, study_folder, study), "settings": settings.to_dict(),
         "parameters": parameters, "intervals": intervals, "identifiable": identifiable, "volumes": volumes,
         "scenarios": None if scenarios is None else {

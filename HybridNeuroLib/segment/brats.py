@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from HybridNeuroLib.segment.training import Case
+from HybridNeuroLib.segment.cases import Case
 from HybridNeuroLib.study.images import read_image
 
 CONTRAST_SUFFIXES = {"t1n": "t1n", "t1c": "t1c", "t2w": "t2w", "t2f": "t2f", "seg": "seg",   # 2023

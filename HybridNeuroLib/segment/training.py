@@ -31,10 +31,25 @@ import torch
 
 from HybridNeuroLib.metrics import dice
 
+from HybridNeuroLib.segment.cases import Case, find_study_folders, study_cases  # noqa: F401 (API)
 from HybridNeuroLib.segment.channels import channels_to_labels, labels_to_channels
 from HybridNeuroLib.segment.model import SegmentationModel, build_network, model_spec
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def collect_cases(root: str | Path, contrasts: Sequence[str]) -> list[Case]:
+    """Every case under ``root``: labelled timepoints of study folders and BraTS-layout case folders."""
+    from HybridNeuroLib.segment.brats import brats_cases, find_brats_cases
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data folder {root} does not exist")
+    studies = sorted(path.parent for path in root.rglob("study.json"))
+    brats = [folder for folder in find_brats_cases(root) if not any(s in folder.parents for s in studies)]
+    if not studies and not brats:
+        raise ValueError(f"no study folder (study.json) and no BraTS case folder (…-seg.nii.gz) under {root}")
+    return (study_cases(studies, contrasts) if studies else []) + brats_cases(brats, contrasts)
 
 
 @dataclass
@@ -65,59 +80,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
-
-
-@dataclass
-class Case:
-    study: str  # cases of one study stay on one side of the training/validation split
-    timepoint: str
-    images: dict  # modality key → sitk.Image
-    seg: object  # sitk.Image
-
-    @property
-    def name(self) -> str:
-        return f"{self.study}/{self.timepoint}"
-
-
-def study_cases(folders: Sequence[str | Path], contrasts: Sequence[str]) -> list[Case]:
-    """Labelled timepoints of the study folders that have all ``contrasts`` (others are skipped, said why)."""
-    from HybridNeuroLib.study import read_study
-
-    cases = []
-    for folder in folders:
-        study = read_study(folder)
-        for tp in study.timepoints:
-            if tp.seg is not None and all(key in tp.images for key in contrasts):
-                cases.append(Case(study.subject, tp.id, tp.images, tp.seg))
-    if not cases:
-        raise ValueError(f"no timepoint with a seg image and contrasts {', '.join(contrasts)} in "
-                         f"{len(folders)} study folder(s)")
-    return cases
-
-
-def find_study_folders(root: str | Path) -> list[Path]:
-    """Study folders (containing ``study.json``) at or below ``root``, sorted."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"training data folder {root} does not exist")
-    folders = sorted(path.parent for path in root.rglob("study.json"))
-    if not folders:
-        raise ValueError(f"no study folder (study.json) under {root}")
-    return folders
-
-
-def collect_cases(root: str | Path, contrasts: Sequence[str]) -> list[Case]:
-    """Every case under ``root``: labelled timepoints of study folders and BraTS-layout case folders."""
-    from HybridNeuroLib.segment.brats import brats_cases, find_brats_cases
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"training data folder {root} does not exist")
-    studies = sorted(path.parent for path in root.rglob("study.json"))
-    brats = [folder for folder in find_brats_cases(root) if not any(s in folder.parents for s in studies)]
-    if not studies and not brats:
-        raise ValueError(f"no study folder (study.json) and no BraTS case folder (…-seg.nii.gz) under {root}")
-    return (study_cases(studies, contrasts) if studies else []) + brats_cases(brats, contrasts)
 
 
 def _prepared(case: Case, config: TrainConfig) -> dict:
