@@ -12,6 +12,7 @@ from HybridNeuroLib.fit import FitResult, FitSettings, fit_growth
 from HybridNeuroLib.fit import fitting as fitting_module
 from HybridNeuroLib.fit.initialise import multiply_onset, onset_days, onset_starts_days, starting_points
 from HybridNeuroLib.fit.observations import prepare_observations
+from HybridNeuroLib.fit.settings import CMAES_ONSET_AGE_FACTORS
 
 TINY = FitSettings(voxel_mm=4.0, starts=1, optimizer="cmaes", evaluations=24, members=0, seed=2, fit_onset=True,
                    onset_age_factors=(1.0,))
@@ -25,7 +26,11 @@ def tiny():
 
 
 def test_settings_check_round_trip_and_resolve_the_factors():
-    assert FitSettings().age_factors() == FitSettings(onset_age_factors=None).age_factors() == (1.0,)
+    # the default (None): several ages for a CMA-ES onset fit only; Adam and fits without onset keep one
+    assert FitSettings().onset_age_factors is None and FitSettings().age_factors() == (1.0,)
+    assert FitSettings(fit_onset=True).age_factors() == FitSettings(optimizer="cmaes").age_factors() == (1.0,)
+    assert FitSettings(optimizer="cmaes", fit_onset=True).age_factors() == CMAES_ONSET_AGE_FACTORS
+    assert len(CMAES_ONSET_AGE_FACTORS) > 1 and CMAES_ONSET_AGE_FACTORS[0] == 1.0
     assert FitSettings(onset_age_factors=(1, 3, 10)).age_factors() == (1.0, 3.0, 10.0)
     for bad in ((), (1.0, 0.0), (1.0, -4.0), (math.nan,), (math.inf,)):
         with pytest.raises(ValueError, match="onset_age_factors"):
@@ -82,3 +87,11 @@ def test_real_fit_adds_starts_without_changing_the_single_age_start(tiny, tmp_pa
     loaded = FitResult.load(tmp_path)
     assert loaded.best.start_onset_days == multi.best.start_onset_days
     assert loaded.settings.onset_age_factors == (1.0, 4.0)
+
+
+def test_the_default_cmaes_onset_fit_starts_every_default_age_and_records_them(tiny):
+    tissue, labels = tiny
+    result = fit_growth(tissue, labels, replace(TINY, onset_age_factors=None, evaluations=8), progress=False)
+    assert result.settings.onset_age_factors == CMAES_ONSET_AGE_FACTORS   # resolved in the record
+    ages = [s.start_onset_days for s in result.starts]
+    assert ages == pytest.approx([ages[0] * f for f in CMAES_ONSET_AGE_FACTORS])

@@ -20,7 +20,8 @@ the fit's forecast, of "no growth" (day-120 lesion carried forward) and of "15 m
 (PREDICT-GBM: the core + 15 mm vs the iso-volumetric model target from the fit's day-120
 density) and their coverage of the truth's day-360 lesion; fit wall time (2 CPU cores, 2 mm
 grid). Defaults: CMA-ES (1 start, 600 evaluations) with the onset fitted (a small seed grown
-before day 0, as the truth is); ``--optimizer adam`` and ``--no-fit-onset`` give the library's
+before day 0, as the truth is; started from the library's default lesion ages, ×1/×4/×10 the
+estimate — ``--onset-age-factors 1`` for the single age of fit_cpu.md's earlier runs); ``--optimizer adam`` and ``--no-fit-onset`` give the library's
 default fit (Adam from a Gaussian seed at day 0).
 """
 
@@ -124,7 +125,9 @@ def table(rows: list[dict], settings: FitSettings) -> str:
     header = (f"# Fit validation (CPU, {torch.get_num_threads()} threads)\n\n"
               f"`bench/bench_fit.py`, {len(rows)} subjects, truth = plain FK on deformed SRI24 at 2 mm, observed "
               f"days {list(OBSERVED_DAYS)}, forecast day {FUTURE_DAY:g}. Settings: optimizer {settings.optimizer}, "
-              f"starts {settings.starts}, {budget}, fit onset {settings.fit_onset}, ensemble members "
+              f"starts {settings.starts}, {budget}, fit onset {settings.fit_onset}"
+              + (f" (onset age factors {list(settings.age_factors())})" if settings.fit_onset else "")
+              + ", ensemble members "
               f"{settings.members}, loss {settings.loss}, fitting region margin {settings.region_margin_mm} mm, "
               f"grid {settings.voxel_mm} mm.\n"
               "Goals (issue 6): median relative error ≤ 15 %, future whole-tumour Dice ≥ 0.85, < 5 min per "
@@ -146,12 +149,15 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=FitSettings().evaluations, help="CMA-ES losses per start")
     parser.add_argument("--fit-onset", action=argparse.BooleanOptionalAction, default=True,
                         help="fit the seed's onset before day 0 (--no-fit-onset: a Gaussian at day 0)")
+    parser.add_argument("--onset-age-factors", type=float, nargs="+", default=None, metavar="F",
+                        help="FitSettings.onset_age_factors (default: the library's; 1 = the single-age start)")
     parser.add_argument("--first", type=int, default=0, help="first subject number")
     parser.add_argument("--resume", action="store_true", help="keep the rows of earlier runs (<out>.jsonl)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "fit_cpu.md")
     args = parser.parse_args()
     settings = FitSettings(starts=args.starts, members=args.members, optimizer=args.optimizer,
-                           iterations=args.iterations, evaluations=args.evaluations, fit_onset=args.fit_onset)
+                           iterations=args.iterations, evaluations=args.evaluations, fit_onset=args.fit_onset,
+                           onset_age_factors=None if args.onset_age_factors is None else tuple(args.onset_age_factors))
     rows_file = args.out.with_suffix(".jsonl")
     rows = [json.loads(line) for line in rows_file.read_text().splitlines()] if args.resume else []
     skipped = [r for r in rows if "skipped" in r]

@@ -75,6 +75,8 @@ def fit_growth(tissue: TissueMaps, labels_by_day: Sequence[tuple[float, sitk.Ima
     default :class:`Objective` on ``device``.
     """
     started = time.perf_counter()
+    if settings.fit_onset and settings.onset_age_factors is None:  # the record says which ages were started
+        settings = replace(settings, onset_age_factors=settings.age_factors())
     data = prepare_observations(tissue, labels_by_day, voxel_mm=settings.voxel_mm,
                                 shrink_tolerance=settings.shrink_tolerance,
                                 region_margin_mm=settings.region_margin_mm)

@@ -18,8 +18,9 @@ density is fitted within ``seed_peak_bounds`` too (a young lesion need not be sa
 With ``fit_onset``, ``onset_age_factors`` multiply the estimated lesion age (days the seed grew
 before the first scan, :func:`HybridNeuroLib.fit.initialise.onset_days`): one start per factor
 (and per (D_w, ρ) start), each with the full optimiser budget, the lowest final loss wins — two
-scans of a lesion without a core barely date it, and the estimate is often far too young (see
-:meth:`FitSettings.age_factors` for the default).
+scans of a lesion without a core barely date it, and the estimate is often far too young. Default
+(``None``): ``CMAES_ONSET_AGE_FACTORS`` for a CMA-ES onset fit, one age otherwise
+(:meth:`FitSettings.age_factors`).
 The priors are the population values used when growth speed is not identifiable (one timepoint).
 """
 
@@ -33,6 +34,8 @@ from HybridNeuroLib.labels import ImagingThresholds
 LOSSES = ("margin", "soft-dice")
 MAX_VOXEL_MM = 10.0   # coarser fitting grids cannot resolve a lesion of 1–5 cm or its growth front
 OPTIMIZERS = ("adam", "cmaes")
+# default lesion-age multipliers of a CMA-ES onset fit (bench/results/fit_bias_cpu.md, "Onset multi-start")
+CMAES_ONSET_AGE_FACTORS = (1.0, 4.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class FitSettings:
     fit_onset: bool = False                # also fit how long the seed grew before the first timepoint
     onset_bounds_days: tuple[float, float] = (1.0, 2000.0)
     onset_seed_radius_mm: float = 3.0      # with fit_onset: the starting seed's half-maximum radius
-    onset_age_factors: tuple[float, ...] | None = (1.0,)  # with fit_onset: start ages = age estimate × each (see age_factors)
+    onset_age_factors: tuple[float, ...] | None = None  # with fit_onset: start ages = age estimate × each (see age_factors)
     fit_thresholds: bool = False           # CMA-ES only: also estimate θ_FLAIR, θ_T1Gd per patient (bounds below)
     flair_threshold_bounds: tuple[float, float] = (0.2, 0.3)   # literature ranges (DESIGN.md)
     t1gd_threshold_bounds: tuple[float, float] = (0.6, 0.7)
@@ -146,9 +149,13 @@ class FitSettings:
         ``onset_bounds_days``; equal clipped onsets are started once. Every start gets the full budget
         (``evaluations`` CMA-ES losses / ``iterations`` Adam steps), so the fit costs ``len(factors)``×
         a single-age fit, and the factor-1.0 start is exactly the single-age fit: the multi-start's
-        best loss is never higher. ``None`` (not set) means (1.0,). Unused without ``fit_onset``.
+        best loss is never higher. ``None`` (the default) means ``CMAES_ONSET_AGE_FACTORS`` with
+        ``optimizer="cmaes"`` and ``fit_onset`` (measured: bench/results/fit_bias_cpu.md), else (1.0,)
+        (the Adam onset fit is not measured with more ages). Unused without ``fit_onset``.
         """
-        return (1.0,) if self.onset_age_factors is None else tuple(float(f) for f in self.onset_age_factors)
+        if self.onset_age_factors is not None:
+            return tuple(float(f) for f in self.onset_age_factors)
+        return CMAES_ONSET_AGE_FACTORS if self.optimizer == "cmaes" and self.fit_onset else (1.0,)
 
     def to_dict(self) -> dict:
         record = asdict(self)
