@@ -99,7 +99,7 @@ def run_demo(out, settings: DemoSettings = DemoSettings(), *, overwrite: bool = 
     observed = {tp.day: tp.seg for tp in study.timepoints if tp.seg is not None}
     days = tuple(sorted(set(observed) | set(study.predict_days)))
 
-    final = check_output_folder(out, inputs=[study_folder], overwrite=overwrite)
+    final = Path(out).expanduser().resolve()
     with staged_output(final, inputs=[study_folder], overwrite=overwrite, command="demo") as out:
         tissue = TissueMaps.from_images(study.tissue["gm"], study.tissue["wm"], study.tissue["csf"])
         first = study.timepoints[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,15 @@ def run_toy(study_folder, out, settings=None, *, overwrite=False, progress=True,
         report = {"disease": TOY.name, "warnings": [], "volumes": forecast.volumes,
                   "files": sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())}
         (staging / "report.json").write_text(json.dumps(report))
-    return type("Result", (), {"out": Path(out).resolve(), "report": report})()
+    return ToyResult(Path(out).resolve(), report)
+
+
+@dataclass(frozen=True)
+class ToyResult:
+    """What a disease's ``run`` returns (see :class:`HybridNeuroLib.diseases.Disease`)."""
+
+    out: Path
+    report: dict
 
 
 TOY = Disease(name="toy-logistic", title="Toy logistic lesion", image_keys=("t2f",), labels=(LESION,),

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from HybridNeuroLib.fit.study_fit import study_grid
+from HybridNeuroLib.commands import add_forecast_days_options
 from HybridNeuroLib.outputs import staged_output
 from HybridNeuroLib.pipeline import forecast_days, load_fit, physics_result, write_forecast
 
@@ -30,10 +31,7 @@ def add_fit_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fit", type=Path, help="fit folder written by `hybridneuro fit` (model.json, params.json)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (new or empty; outside the fit and the study)")
-    parser.add_argument("--days", type=float, nargs="+", metavar="D",
-                        help="study days to forecast (default: the study's predict_days)")
-    parser.add_argument("--allow-long-horizon", action="store_true",
-                        help="allow days more than 5 years after the last scan")
+    add_forecast_days_options(parser)
     parser.add_argument("--study", type=Path, help="study folder (default: the one recorded in the fit)")
     parser.add_argument("--force", action="store_true",
                         help="use --study even when its subject or grid differ from the fitted study's")

@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from HybridNeuroLib.commands import add_forecast_days_options
 from HybridNeuroLib.commands.fit import add_fit_options, fit_settings
 from HybridNeuroLib.commands.treat import add_scenario_options, scenario_options
-from HybridNeuroLib.outputs import check_output_folder
 from HybridNeuroLib.diseases import disease
-from HybridNeuroLib.runner import run_study
+from HybridNeuroLib.outputs import check_output_folder
 from HybridNeuroLib.pipeline import PipelineSettings
+from HybridNeuroLib.runner import run_study
 
 
 def register(subparsers) -> None:
@@ -42,10 +43,7 @@ def register(subparsers) -> None:
                         help="use the embedded sample case (a synthetic patient; generated once, then cached)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (new or empty; never inside or around the study)")
-    parser.add_argument("--days", type=float, nargs="+", metavar="D",
-                        help="study days to forecast (default: the study's predict_days)")
-    parser.add_argument("--allow-long-horizon", action="store_true",
-                        help="allow days more than 5 years after the last scan")
+    add_forecast_days_options(parser)
     add_fit_options(parser)
     parser.add_argument("--segmentation-model", metavar="DIR",
                         help="model folder from `hybridneuro train-seg` for timepoints without seg "
